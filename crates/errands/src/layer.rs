@@ -1,0 +1,198 @@
+//! The errands middleware: [`ErrandsLayer`], its service and its response future.
+//!
+//! Read top-down, the request path is:
+//!
+//! 1. `call`: take or make the request id, open the request's [`RequestScope`], put both in
+//!    the request extensions, and enter the request's tracing span.
+//! 2. `ResponseFuture::poll`: run the inner service with panics caught. When it returns, the
+//!    scope learns the status and releases (or skips) the `after_route` batch; a panic
+//!    becomes a `500 internal_error` response and is reported once.
+//! 3. `finish`: render errands' own error bodies with the request id, echo the id in the
+//!    `x-request-id` header, and wrap the body so its drop releases the `after_response` batch.
+
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::MatchedPath;
+use bytes::Bytes;
+use http::{HeaderName, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower::Layer;
+use tower::Service;
+
+use crate::body::{CompletionBody, RequestGuard};
+use crate::errors::PublicError;
+use crate::report::{ErrorReport, Origin};
+use crate::request::{RequestId, RequestScope};
+use crate::runtime::Inner;
+use crate::task::{BoxError, SkipReason, TaskError};
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The layer made by [`Errands::layer`](crate::Errands::layer).
+#[derive(Clone)]
+pub struct ErrandsLayer {
+    rt: Arc<Inner>,
+}
+
+impl ErrandsLayer {
+    pub(crate) fn new(rt: Arc<Inner>) -> Self {
+        ErrandsLayer { rt }
+    }
+}
+
+impl<S> Layer<S> for ErrandsLayer {
+    type Service = ErrandsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ErrandsService {
+            inner,
+            rt: self.rt.clone(),
+        }
+    }
+}
+
+/// The service made by [`ErrandsLayer`].
+#[derive(Clone)]
+pub struct ErrandsService<S> {
+    inner: S,
+    rt: Arc<Inner>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ErrandsService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let id = RequestId::from_header(request.headers().get(&X_REQUEST_ID));
+        request.headers_mut().insert(X_REQUEST_ID, id.header_value());
+        let scope = Arc::new(RequestScope::new(
+            self.rt.clone(),
+            id.clone(),
+            request.method().clone(),
+        ));
+        scope.set_route(request.extensions().get::<MatchedPath>());
+        let span = tracing::info_span!(
+            target: "errands",
+            "request",
+            request_id = %id,
+            method = %request.method(),
+            route = scope.route(),
+        );
+        request.extensions_mut().insert(id);
+        request.extensions_mut().insert(scope.clone());
+        let guard = RequestGuard::new(scope);
+        let inner = span.in_scope(|| self.inner.call(request));
+        ResponseFuture {
+            inner,
+            guard: Some(guard),
+            span,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`ErrandsService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        guard: Option<RequestGuard>,
+        span: tracing::Span,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| this.inner.poll(cx)));
+        let result = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => Ok(result),
+            Err(panic) => Err(panic),
+        };
+        let guard = this
+            .guard
+            .take()
+            .expect("errands ResponseFuture polled after completion");
+        let scope = guard.scope.clone();
+        match result {
+            Ok(Ok(response)) => {
+                let status = response.status();
+                let skip = (status.as_u16() >= 400).then_some(SkipReason::ErrorStatus(status));
+                scope.route_finished(status, skip);
+                Poll::Ready(Ok(finish(response, guard)))
+            }
+            Ok(Err(error)) => {
+                // The service failed without a response; the server will close the connection.
+                let status = StatusCode::INTERNAL_SERVER_ERROR;
+                scope.route_finished(status, Some(SkipReason::ErrorStatus(status)));
+                drop(guard);
+                Poll::Ready(Err(error))
+            }
+            Err(panic) => {
+                let status = StatusCode::INTERNAL_SERVER_ERROR;
+                scope.route_finished(status, Some(SkipReason::HandlerPanicked));
+                report_handler_panic(&scope, panic);
+                Poll::Ready(Ok(finish(internal_error().render(Some(&scope.id)), guard)))
+            }
+        }
+    }
+}
+
+fn finish<B>(response: Response<B>, guard: RequestGuard) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let scope = guard.scope.clone();
+    let mut response = match response.extensions().get::<PublicError>() {
+        Some(public) => public.render(Some(&scope.id)),
+        None => response.map(Body::new),
+    };
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID, scope.id.header_value());
+    response
+        .extensions_mut()
+        .insert(crate::testing::RequestWork(scope));
+    response.map(|body| Body::new(CompletionBody::new(body, guard)))
+}
+
+fn internal_error() -> PublicError {
+    PublicError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "internal_error",
+        message: "Internal server error.",
+    }
+}
+
+fn report_handler_panic(scope: &RequestScope, panic: Box<dyn std::any::Any + Send>) {
+    let error = TaskError::from_panic(panic);
+    scope.rt.report(
+        ErrorReport::new(Origin::Handler)
+            .message("handler panicked")
+            .error(&error)
+            .request(scope),
+    );
+}

@@ -1,0 +1,79 @@
+//! Background tasks and one central error pipeline for axum services.
+//!
+//! Handlers schedule background work through the [`Tasks`] extractor in three timing modes —
+//! immediately, after the handler returns (`after_route`), after the response body was handed
+//! to the server (`after_response`). Every task has a name, may be shielded through shutdown,
+//! may run an `on_error` handler, and ends in exactly one terminal [`Outcome`] that is counted
+//! in [`Stats`] and, unless it succeeded, reported once through the registered
+//! [`Reporter`]s. Nothing is lost silently: a skipped, cancelled or aborted task is reported
+//! by name, and tests can wait for exactly the work a request started
+//! ([`testing::TestResponse::settle`]).
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use errands::{Errands, ScheduleError, Tasks};
+//!
+//! async fn record_analytics() {}
+//! async fn write_audit_record(order: u64) -> Result<(), std::io::Error> { Ok(()) }
+//! async fn send_confirmation(order: u64) -> Result<(), std::io::Error> { Ok(()) }
+//!
+//! async fn create_order(tasks: Tasks) -> Result<&'static str, ScheduleError> {
+//!     tasks.schedule(record_analytics())?;
+//!     tasks.after_route().field("order_id", 7).schedule(write_audit_record(7))?;
+//!     tasks.after_response().shield().schedule(send_confirmation(7))?;
+//!     Ok("created")
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let errands = Errands::new();
+//! let app: Router = Router::new()
+//!     .route("/orders", post(create_order))
+//!     .layer(errands.layer());
+//! # let _ = app;
+//! // errands.serve(listener, app).await? serves until SIGTERM, then shuts down in order.
+//! # }
+//! ```
+//!
+//! The precise rules — when each mode spawns, when tasks are skipped, and the shutdown
+//! order — are in [`semantics`].
+//!
+//! # Decisions
+//!
+//! * Add the layer last, so it is outermost: the status it sees is the final status.
+//! * A task's own `on_error` replaces the runtime's default handler.
+//! * A task's failure is reported before its `on_error` runs, so a handler that hangs or is
+//!   aborted cannot hide it; a failing handler is reported separately.
+//! * Without a request (a [`Tasks`] from [`Errands::tasks`], or after the request is over),
+//!   `after_route` and `after_response` tasks start at once.
+
+#![warn(missing_docs)]
+
+mod body;
+mod errors;
+mod layer;
+mod report;
+mod request;
+mod runtime;
+mod serve;
+pub mod shutdown;
+mod stats;
+mod task;
+mod tasks;
+pub mod testing;
+
+#[doc = include_str!("docs/semantics.md")]
+pub mod semantics {}
+
+pub use errors::{ScheduleError, TasksUnavailable};
+pub use layer::{ErrandsLayer, ErrandsService, ResponseFuture};
+pub use report::{ErrorLink, ErrorReport, Origin, Reporter, TracingReporter};
+pub use request::RequestId;
+pub use request::Delivery;
+pub use runtime::{Errands, ErrandsBuilder};
+pub use shutdown::ShutdownSummary;
+pub use stats::Stats;
+pub use task::{
+    BoxError, ErrorHandler, Field, Outcome, SkipReason, TaskBuilder, TaskError, TaskId, TaskInfo,
+    TaskResult, Timing,
+};
+pub use tasks::Tasks;

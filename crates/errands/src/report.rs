@@ -1,0 +1,328 @@
+//! Reports: every error and every non-successful task ends up here, exactly once.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http::{Method, StatusCode};
+use tracing::Level;
+
+use crate::request::{RequestId, RequestScope};
+use crate::task::{Outcome, SkipReason, TaskError, TaskInfo};
+
+/// Where a reported error came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// A request handler (for example a panic).
+    Handler,
+    /// A background task: failed, panicked, timed out, cancelled, aborted or skipped.
+    Task,
+    /// A task's `on_error` handler failed, panicked or was aborted.
+    ErrorHandler,
+    /// A teardown hook failed or panicked during shutdown.
+    Teardown,
+    /// A reporter panicked or the runtime itself could not finish something.
+    Runtime,
+}
+
+impl Origin {
+    /// The stable name used in logs: `handler`, `task`, `error_handler`, `teardown`, `runtime`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Handler => "handler",
+            Origin::Task => "task",
+            Origin::ErrorHandler => "error_handler",
+            Origin::Teardown => "teardown",
+            Origin::Runtime => "runtime",
+        }
+    }
+}
+
+/// One link of an error's `source()` chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorLink {
+    /// The Rust type name, where it is known (the outermost error of a task's `Err`).
+    pub type_name: Option<&'static str>,
+    /// The error's `Display` text.
+    pub message: String,
+}
+
+/// One reported error, given to every [`Reporter`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ErrorReport {
+    /// Where the error came from.
+    pub origin: Origin,
+    /// For task reports, the task's terminal state; for error-handler reports, how the
+    /// handler ended.
+    pub outcome: Option<Outcome>,
+    /// Why a task was skipped.
+    pub skip_reason: Option<SkipReason>,
+    /// Whether an `on_error` handler took care of the error.
+    pub handled: bool,
+    /// A one-line summary.
+    pub message: String,
+    /// The error chain, outermost first. Empty for outcomes without an error (cancelled,
+    /// aborted, skipped).
+    pub chain: Vec<ErrorLink>,
+    /// The task, for reports about a task.
+    pub task: Option<TaskInfo>,
+    /// The request's id.
+    pub request_id: Option<RequestId>,
+    /// The request's method.
+    pub method: Option<Method>,
+    /// The request's matched route.
+    pub route: Option<String>,
+    /// The response status, where one was sent.
+    pub status: Option<StatusCode>,
+}
+
+impl ErrorReport {
+    pub(crate) fn new(origin: Origin) -> Self {
+        ErrorReport {
+            origin,
+            outcome: None,
+            skip_reason: None,
+            handled: false,
+            message: String::new(),
+            chain: Vec::new(),
+            task: None,
+            request_id: None,
+            method: None,
+            route: None,
+            status: None,
+        }
+    }
+
+    pub(crate) fn task(info: &TaskInfo, outcome: Outcome) -> Self {
+        let mut report = ErrorReport::new(Origin::Task);
+        report.outcome = Some(outcome);
+        report.request_id = info.request_id().cloned();
+        report.method = info.method().cloned();
+        report.route = info.route().map(str::to_owned);
+        report.status = info.response_status();
+        report.task = Some(info.clone());
+        report
+    }
+
+    /// Fills in the request's id, method, route and status.
+    pub(crate) fn request(mut self, scope: &RequestScope) -> Self {
+        self.request_id = Some(scope.id.clone());
+        self.method = Some(scope.method.clone());
+        self.route = scope.route().map(str::to_owned);
+        self.status = scope.status.get().copied();
+        self
+    }
+
+    pub(crate) fn origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    pub(crate) fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    pub(crate) fn skip_reason(mut self, reason: SkipReason) -> Self {
+        self.skip_reason = Some(reason);
+        self
+    }
+
+    pub(crate) fn handled(mut self, handled: bool) -> Self {
+        self.handled = handled;
+        self
+    }
+
+    pub(crate) fn error(mut self, error: &TaskError) -> Self {
+        self.chain = match error {
+            TaskError::Failed { error, type_name } => {
+                let mut chain = vec![ErrorLink {
+                    type_name: Some(type_name),
+                    message: error.to_string(),
+                }];
+                let mut next = error.source();
+                while let Some(source) = next {
+                    chain.push(ErrorLink {
+                        type_name: None,
+                        message: source.to_string(),
+                    });
+                    next = source.source();
+                }
+                chain
+            }
+            other => vec![ErrorLink {
+                type_name: None,
+                message: other.to_string(),
+            }],
+        };
+        self
+    }
+
+    /// The severity: `ERROR` for failures, panics, timeouts, aborts and broken handlers,
+    /// `WARN` for cancellations, `INFO` for skipped tasks.
+    pub fn level(&self) -> Level {
+        match (self.origin, self.outcome) {
+            (Origin::Task, Some(Outcome::Skipped)) => Level::INFO,
+            (Origin::Task, Some(Outcome::Cancelled)) => Level::WARN,
+            _ => Level::ERROR,
+        }
+    }
+
+    /// The error chain as one line: `outer: inner: root`.
+    pub fn chain_text(&self) -> String {
+        let mut text = String::new();
+        for (i, link) in self.chain.iter().enumerate() {
+            if i > 0 {
+                text.push_str(": ");
+            }
+            text.push_str(&link.message);
+        }
+        text
+    }
+}
+
+/// Receives every [`ErrorReport`]. Reporters are called inline, so they must not block:
+/// hand the report to a channel or a non-blocking writer. A reporter that panics is contained.
+///
+/// Any `Fn(&ErrorReport)` is a reporter:
+///
+/// ```
+/// use errands::{Errands, ErrorReport};
+///
+/// let errands = Errands::builder()
+///     .reporter(|report: &ErrorReport| {
+///         // forward to an error tracker here
+///         let _ = (&report.request_id, report.task.as_ref().map(|t| t.name().to_owned()));
+///     })
+///     .build();
+/// # let _ = errands;
+/// ```
+pub trait Reporter: Send + Sync + 'static {
+    /// Handles one report.
+    fn report(&self, report: &ErrorReport);
+}
+
+impl<F: Fn(&ErrorReport) + Send + Sync + 'static> Reporter for F {
+    fn report(&self, report: &ErrorReport) {
+        self(report)
+    }
+}
+
+/// The default reporter: one structured `tracing` event per report, target `errands`.
+///
+/// The event carries the origin, outcome, task id, name, timing and fields (as JSON), the
+/// request id, method, route and status, and the error chain. Task arguments are never part
+/// of it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracingReporter;
+
+macro_rules! report_event {
+    ($level:expr, $($rest:tt)+) => {
+        match $level {
+            Level::ERROR => tracing::error!($($rest)+),
+            Level::WARN => tracing::warn!($($rest)+),
+            _ => tracing::info!($($rest)+),
+        }
+    };
+}
+
+impl Reporter for TracingReporter {
+    fn report(&self, r: &ErrorReport) {
+        let task = r.task.as_ref();
+        let fields = task
+            .filter(|t| !t.fields().is_empty())
+            .map(|t| FieldsJson(t.fields()).to_string());
+        report_event!(
+            r.level(),
+            target: "errands",
+            origin = r.origin.as_str(),
+            outcome = r.outcome.map(|o| o.as_str()),
+            handled = r.handled,
+            task.id = task.map(|t| t.id().as_u64()),
+            task.name = task.map(|t| t.name()),
+            task.timing = task.map(|t| t.timing().as_str()),
+            task.shielded = task.map(|t| t.is_shielded()),
+            task.attempt = task.map(|t| t.attempt()),
+            task.fields = fields.as_deref(),
+            request_id = r.request_id.as_ref().map(|id| id.as_str()),
+            method = r.method.as_ref().map(Method::as_str),
+            route = r.route.as_deref(),
+            status = r.status.map(|s| s.as_u16()),
+            skip_reason = r.skip_reason.map(|s| tracing::field::display(s)),
+            error = (!r.chain.is_empty()).then(|| r.chain_text()).as_deref(),
+            "{}",
+            r.message,
+        );
+    }
+}
+
+struct FieldsJson<'a>(&'a [crate::task::Field]);
+
+impl fmt::Display for FieldsJson<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .0
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        write!(f, "{}", serde_json::Value::Object(map))
+    }
+}
+
+/// The most recent reports, kept for tests; bounded, oldest dropped first.
+pub(crate) struct Capture {
+    reports: Mutex<VecDeque<ErrorReport>>,
+}
+
+impl Capture {
+    pub(crate) const LIMIT: usize = 10_000;
+
+    pub(crate) fn snapshot(&self) -> Vec<ErrorReport> {
+        let reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        reports.iter().cloned().collect()
+    }
+
+    fn push(&self, report: ErrorReport) {
+        let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        if reports.len() == Self::LIMIT {
+            reports.pop_front();
+        }
+        reports.push_back(report);
+    }
+}
+
+/// The registered reporters, plus the optional capture used by [`crate::testing`].
+pub(crate) struct Reporters {
+    list: Vec<Arc<dyn Reporter>>,
+    capture: std::sync::OnceLock<Capture>,
+}
+
+impl Reporters {
+    pub(crate) fn new(list: Vec<Arc<dyn Reporter>>) -> Self {
+        Reporters {
+            list,
+            capture: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn capture(&self) -> &Capture {
+        self.capture.get_or_init(|| Capture {
+            reports: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    pub(crate) fn emit(&self, report: ErrorReport) {
+        for reporter in &self.list {
+            let delivered = std::panic::catch_unwind(AssertUnwindSafe(|| reporter.report(&report)));
+            if delivered.is_err() {
+                tracing::error!(target: "errands", origin = "runtime", "a reporter panicked while handling a report");
+            }
+        }
+        if let Some(capture) = self.capture.get() {
+            capture.push(report);
+        }
+    }
+}

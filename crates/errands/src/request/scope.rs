@@ -1,0 +1,213 @@
+//! The per-request scope: where `after_route` and `after_response` tasks wait for their moment.
+//!
+//! A scope moves through three phases, driven by the errands layer:
+//!
+//! 1. `Handling` — the handler runs. Immediate tasks start at once; `after_*` tasks queue.
+//! 2. `Responding` — the handler returned a response (or panicked). The `after_route` batch is
+//!    released: started if the status is below 400, otherwise skipped (but `always` tasks start).
+//!    With an error status the `after_response` tasks that are not `always` are skipped now.
+//! 3. `Done` — the response body was dropped by the server, whether completely sent or not, or
+//!    the response future was dropped before the handler completed (client gone). The
+//!    `after_response` batch is released. From here on, the scope behaves like no request:
+//!    every task starts at once, so a handle that outlives its request never drops a task.
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+
+use axum::extract::MatchedPath;
+use http::{Method, StatusCode};
+use tokio_util::task::TaskTracker;
+
+use crate::runtime::Inner;
+use crate::task::{Pending, SkipReason, TaskId, TaskInfo, Timing};
+
+use super::RequestId;
+
+/// Whether a response body reached the server completely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// The body reached its end: every byte was handed to the server.
+    Complete,
+    /// The body was dropped before its end, typically because the client disconnected.
+    Interrupted,
+}
+
+enum Phase {
+    Handling,
+    Responding(Option<SkipReason>),
+    Done,
+}
+
+struct State {
+    phase: Phase,
+    after_route: Vec<Box<dyn Pending>>,
+    after_response: Vec<Box<dyn Pending>>,
+    /// Tasks of this request that are not terminal yet, for naming them in `settle()`.
+    live: Vec<TaskInfo>,
+}
+
+pub(crate) struct RequestScope {
+    pub(crate) rt: Arc<Inner>,
+    pub(crate) id: RequestId,
+    pub(crate) method: Method,
+    route: OnceLock<MatchedPath>,
+    pub(crate) status: OnceLock<StatusCode>,
+    pub(crate) delivery: OnceLock<Delivery>,
+    /// Tracks the request itself (until `Done`) and each of its tasks; kept closed so that
+    /// `wait()` returns whenever the count reaches zero.
+    pub(crate) tracker: TaskTracker,
+    state: Mutex<State>,
+}
+
+enum Verdict {
+    Start,
+    Queue(Timing),
+    Skip(SkipReason),
+}
+
+impl RequestScope {
+    pub(crate) fn new(rt: Arc<Inner>, id: RequestId, method: Method) -> Self {
+        let tracker = TaskTracker::new();
+        tracker.close();
+        RequestScope {
+            rt,
+            id,
+            method,
+            route: OnceLock::new(),
+            status: OnceLock::new(),
+            delivery: OnceLock::new(),
+            tracker,
+            state: Mutex::new(State {
+                phase: Phase::Handling,
+                after_route: Vec::new(),
+                after_response: Vec::new(),
+                live: Vec::new(),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn route(&self) -> Option<&str> {
+        self.route.get().map(MatchedPath::as_str)
+    }
+
+    pub(crate) fn set_route(&self, route: Option<&MatchedPath>) {
+        if let Some(route) = route {
+            let _ = self.route.set(route.clone());
+        }
+    }
+
+    /// Takes a newly scheduled task of this request and starts, queues or skips it.
+    pub(crate) fn admit<P: Pending + 'static>(&self, task: P) {
+        let mut state = self.state();
+        state.live.push(task.info().clone());
+        let info = task.info();
+        let verdict = match (&state.phase, info.timing()) {
+            (Phase::Done, _) | (_, Timing::Immediate) => Verdict::Start,
+            (Phase::Handling, timing) => Verdict::Queue(timing),
+            (Phase::Responding(None), Timing::AfterRoute) => Verdict::Start,
+            (Phase::Responding(None), timing) => Verdict::Queue(timing),
+            (Phase::Responding(Some(_)), Timing::AfterRoute) if info.is_always() => Verdict::Start,
+            (Phase::Responding(Some(_)), timing) if info.is_always() => Verdict::Queue(timing),
+            (Phase::Responding(Some(reason)), _) => Verdict::Skip(*reason),
+        };
+        match verdict {
+            Verdict::Queue(timing) => {
+                self.rt.counters.pending_added();
+                let batch = match timing {
+                    Timing::AfterRoute => &mut state.after_route,
+                    _ => &mut state.after_response,
+                };
+                batch.push(Box::new(task));
+            }
+            Verdict::Start => {
+                drop(state);
+                task.start();
+            }
+            Verdict::Skip(reason) => {
+                drop(state);
+                task.skip(reason);
+            }
+        }
+    }
+
+    /// A task of this request reached its terminal state.
+    pub(crate) fn task_ended(&self, id: TaskId) {
+        let mut state = self.state();
+        if let Some(pos) = state.live.iter().position(|t| t.id() == id) {
+            state.live.swap_remove(pos);
+        }
+    }
+
+    /// Names of the tasks of this request that are not terminal yet.
+    pub(crate) fn unfinished(&self) -> Vec<String> {
+        self.state()
+            .live
+            .iter()
+            .map(|t| format!("{} (id {}, {})", t.name(), t.id(), t.timing()))
+            .collect()
+    }
+
+    /// The handler returned a response with `status`, or panicked (`skip` says why tasks skip).
+    pub(crate) fn route_finished(&self, status: StatusCode, skip: Option<SkipReason>) {
+        let _ = self.status.set(status);
+        let (route_batch, skipped) = {
+            let mut state = self.state();
+            state.phase = Phase::Responding(skip);
+            let route_batch = std::mem::take(&mut state.after_route);
+            let skipped = match skip {
+                Some(_) => {
+                    let (keep, skipped) = std::mem::take(&mut state.after_response)
+                        .into_iter()
+                        .partition(|t| t.info().is_always());
+                    state.after_response = keep;
+                    skipped
+                }
+                None => Vec::new(),
+            };
+            (route_batch, skipped)
+        };
+        self.release(route_batch, skip);
+        self.release(skipped, skip);
+    }
+
+    /// The response is over: its body was dropped (`delivery` says whether it was complete),
+    /// or the handler was dropped before it completed (`delivery` is `None`).
+    pub(crate) fn response_finished(&self, delivery: Option<Delivery>) {
+        if let Some(delivery) = delivery {
+            let _ = self.delivery.set(delivery);
+        }
+        let (reason, route_batch, response_batch) = {
+            let mut state = self.state();
+            let reason = match std::mem::replace(&mut state.phase, Phase::Done) {
+                Phase::Handling => Some(SkipReason::ClientDisconnected),
+                Phase::Responding(reason) => reason,
+                Phase::Done => return,
+            };
+            (
+                reason,
+                std::mem::take(&mut state.after_route),
+                std::mem::take(&mut state.after_response),
+            )
+        };
+        self.release(route_batch, reason);
+        self.release(response_batch, reason);
+    }
+
+    /// Starts the tasks of a batch, or skips them with `reason` (`always` tasks still start).
+    fn release(&self, batch: Vec<Box<dyn Pending>>, reason: Option<SkipReason>) {
+        let closed = self.rt.is_closed();
+        for task in batch {
+            self.rt.counters.pending_removed();
+            match reason {
+                _ if closed => task.skip_boxed(SkipReason::ShuttingDown),
+                None => task.start_boxed(),
+                Some(_) if task.info().is_always() => task.start_boxed(),
+                Some(reason) => task.skip_boxed(reason),
+            }
+        }
+    }
+}

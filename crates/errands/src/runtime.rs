@@ -1,0 +1,257 @@
+//! The runtime: [`Errands`] and its builder.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::layer::ErrandsLayer;
+use crate::report::{ErrorReport, Reporter, Reporters, TracingReporter};
+use crate::shutdown::ShutdownSummary;
+use crate::stats::{Counters, Stats};
+use crate::task::{ErrorHandler, TaskError, TaskId, TaskInfo, TaskResult};
+use crate::tasks::Tasks;
+
+pub(crate) type TeardownHook = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), TaskError>> + Send>;
+
+/// The errands runtime: owns every background task of the service, their accounting and the
+/// shutdown sequence. Cheap to clone; all clones share one runtime.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use errands::Errands;
+///
+/// let errands = Errands::builder()
+///     .drain_timeout(std::time::Duration::from_secs(10))
+///     .shutdown_deadline(std::time::Duration::from_secs(20))
+///     .build();
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(errands.layer());
+/// ```
+#[derive(Clone)]
+pub struct Errands {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Config {
+    pub(crate) drain_timeout: Duration,
+    pub(crate) shutdown_deadline: Duration,
+    pub(crate) on_error: Option<ErrorHandler>,
+}
+
+pub(crate) struct Inner {
+    next_id: AtomicU64,
+    pub(crate) counters: Counters,
+    /// Every started task; kept closed so `wait()` returns whenever no task runs.
+    pub(crate) tasks: TaskTracker,
+    /// Every request inside the layer until its response is over; kept closed likewise.
+    pub(crate) requests: TaskTracker,
+    /// Shutdown has started (stop accepting connections, drain requests).
+    pub(crate) started: CancellationToken,
+    /// Cancels unshielded tasks (shutdown step 2).
+    pub(crate) cancel: CancellationToken,
+    /// Aborts every task still running (deadline reached, or a second signal).
+    pub(crate) abort: CancellationToken,
+    closed: AtomicBool,
+    pub(crate) config: Config,
+    reporters: Reporters,
+    pub(crate) teardown: Mutex<Vec<TeardownHook>>,
+    pub(crate) shutdown: tokio::sync::OnceCell<ShutdownSummary>,
+}
+
+impl Inner {
+    pub(crate) fn next_task_id(&self) -> TaskId {
+        TaskId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Whether the runtime stopped accepting tasks (shutdown passed the request drain).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn report(&self, report: ErrorReport) {
+        self.reporters.emit(report);
+    }
+
+    pub(crate) fn reporters(&self) -> &Reporters {
+        &self.reporters
+    }
+}
+
+impl Default for Errands {
+    fn default() -> Self {
+        Errands::new()
+    }
+}
+
+impl Errands {
+    /// A runtime with the default configuration.
+    pub fn new() -> Self {
+        Errands::builder().build()
+    }
+
+    /// Starts configuring a runtime.
+    pub fn builder() -> ErrandsBuilder {
+        ErrandsBuilder::default()
+    }
+
+    /// The layer to add to the router. Add it last (outermost), so that every route, the
+    /// fallback and all other middleware run inside it.
+    pub fn layer(&self) -> ErrandsLayer {
+        ErrandsLayer::new(self.inner.clone())
+    }
+
+    /// A handle for scheduling tasks outside any request (at startup, from another task).
+    /// Without a request, `after_route` and `after_response` tasks start at once.
+    pub fn tasks(&self) -> Tasks {
+        Tasks {
+            rt: self.inner.clone(),
+            scope: None,
+        }
+    }
+
+    /// A snapshot of the task counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot(self.inner.requests.len())
+    }
+
+    /// Waits until no request is inside the layer and no task is pending or running.
+    pub async fn idle(&self) {
+        loop {
+            self.inner.requests.wait().await;
+            self.inner.tasks.wait().await;
+            if self.inner.requests.is_empty() && self.inner.tasks.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// Configures an [`Errands`] runtime.
+///
+/// ```
+/// use std::time::Duration;
+/// use errands::{Errands, TaskError, TaskInfo};
+///
+/// let errands = Errands::builder()
+///     .drain_timeout(Duration::from_secs(15))
+///     .shutdown_deadline(Duration::from_secs(25))
+///     .on_task_error(|info: TaskInfo, error: TaskError| async move {
+///         tracing::warn!(task = %info.name(), %error, "task failed");
+///     })
+///     .on_teardown(|| async { /* close pools, flush exporters */ })
+///     .build();
+/// # let _ = errands;
+/// ```
+#[must_use]
+pub struct ErrandsBuilder {
+    config: Config,
+    reporters: Vec<Arc<dyn Reporter>>,
+    default_reporter: bool,
+    teardown: Vec<TeardownHook>,
+}
+
+impl Default for ErrandsBuilder {
+    fn default() -> Self {
+        ErrandsBuilder {
+            config: Config {
+                drain_timeout: Duration::from_secs(30),
+                shutdown_deadline: Duration::from_secs(30),
+                on_error: None,
+            },
+            reporters: Vec::new(),
+            default_reporter: true,
+            teardown: Vec::new(),
+        }
+    }
+}
+
+impl ErrandsBuilder {
+    /// How long shutdown waits for in-flight requests to finish (default 30 s).
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.config.drain_timeout = timeout;
+        self
+    }
+
+    /// How long shutdown waits for shielded tasks, counted from the moment unshielded tasks
+    /// are cancelled (default 30 s). What is still running then is aborted.
+    pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
+        self.config.shutdown_deadline = deadline;
+        self
+    }
+
+    /// The default `on_error` handler for tasks that have none of their own.
+    pub fn on_task_error<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.config.on_error = Some(ErrorHandler::new(handler));
+        self
+    }
+
+    /// Adds a reporter; every report reaches every reporter once.
+    pub fn reporter(mut self, reporter: impl Reporter) -> Self {
+        self.reporters.push(Arc::new(reporter));
+        self
+    }
+
+    /// Removes the default [`TracingReporter`] (for example when a custom reporter logs).
+    pub fn without_tracing_reporter(mut self) -> Self {
+        self.default_reporter = false;
+        self
+    }
+
+    /// Adds a teardown hook, run once at the very end of shutdown, after every task is
+    /// terminal. Hooks run in the order they were added; a failing or panicking hook is
+    /// reported and the next one still runs.
+    pub fn on_teardown<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.teardown.push(Box::new(move || {
+            hook().map(TaskResult::into_task_result).boxed()
+        }));
+        self
+    }
+
+    /// Builds the runtime.
+    pub fn build(self) -> Errands {
+        let mut reporters = self.reporters;
+        if self.default_reporter {
+            reporters.insert(0, Arc::new(TracingReporter));
+        }
+        let tasks = TaskTracker::new();
+        tasks.close();
+        let requests = TaskTracker::new();
+        requests.close();
+        Errands {
+            inner: Arc::new(Inner {
+                next_id: AtomicU64::new(1),
+                counters: Counters::default(),
+                tasks,
+                requests,
+                started: CancellationToken::new(),
+                cancel: CancellationToken::new(),
+                abort: CancellationToken::new(),
+                closed: AtomicBool::new(false),
+                config: self.config,
+                reporters: Reporters::new(reporters),
+                teardown: Mutex::new(self.teardown),
+                shutdown: tokio::sync::OnceCell::new(),
+            }),
+        }
+    }
+}

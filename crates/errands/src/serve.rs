@@ -1,0 +1,105 @@
+//! Serving with signals wired to the shutdown sequence.
+
+use std::io;
+
+use axum::Router;
+use futures_util::FutureExt;
+use tokio::net::TcpListener;
+
+use crate::runtime::Errands;
+use crate::shutdown::ShutdownSummary;
+
+impl Errands {
+    /// Serves `app` on `listener` until SIGTERM or SIGINT (Ctrl-C), then runs the
+    /// [shutdown sequence](crate::shutdown): the server stops accepting, requests drain,
+    /// unshielded tasks are cancelled, shielded tasks finish or are aborted at the deadline,
+    /// and teardown hooks run. A second signal skips to the abort. Returns once teardown ran.
+    ///
+    /// The router must include [`Errands::layer`]. To serve another way, pass
+    /// [`Errands::shutdown_started`] to `axum::serve(..).with_graceful_shutdown(..)` and call
+    /// [`Errands::shutdown`] after triggering it.
+    ///
+    /// ```no_run
+    /// use axum::{Router, routing::get};
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> std::io::Result<()> {
+    ///     let errands = errands::Errands::new();
+    ///     let app = Router::new().route("/", get(|| async { "hi" })).layer(errands.layer());
+    ///     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    ///     let summary = errands.serve(listener, app).await?;
+    ///     println!("{summary:?}");
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// If the signal handlers cannot be installed, or the server fails before shutdown.
+    pub async fn serve(&self, listener: TcpListener, app: Router) -> io::Result<ShutdownSummary> {
+        let signals = Signals::install()?;
+        let watcher = tokio::spawn(signals.watch(self.clone()));
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(self.shutdown_started())
+            .into_future();
+        let mut server = tokio::spawn(server);
+        let finished_early = tokio::select! {
+            _ = self.shutdown_started() => None,
+            result = &mut server => Some(result),
+        };
+        if let Some(result) = finished_early {
+            watcher.abort();
+            result.map_err(io::Error::other)??;
+            return Ok(self.shutdown().await);
+        }
+        let server_done = async move {
+            let _ = server.await;
+        };
+        let summary = self.shutdown_with(Some(server_done.boxed())).await;
+        watcher.abort();
+        Ok(summary)
+    }
+}
+
+/// SIGTERM and SIGINT; installed before the server starts so no signal is missed.
+struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+
+    /// First signal: begin shutdown. Second signal: abort.
+    async fn watch(mut self, errands: Errands) {
+        self.next().await;
+        tracing::info!(target: "errands", "shutdown signal received");
+        errands.begin_shutdown();
+        self.next().await;
+        tracing::warn!(target: "errands", "second shutdown signal received: aborting");
+        errands.abort();
+    }
+}

@@ -1,0 +1,174 @@
+//! Configuring one task before it is scheduled.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+
+use super::{ErrorHandler, Field, Pending, Prepared, TaskError, TaskId, TaskInfo, TaskMeta, TaskResult, Timing, name};
+use crate::errors::ScheduleError;
+use crate::tasks::Tasks;
+
+/// Configures one task; made by [`Tasks::immediate`], [`Tasks::after_route`] or
+/// [`Tasks::after_response`], finished by [`schedule`](TaskBuilder::schedule).
+///
+/// ```
+/// use errands::Tasks;
+/// use std::time::Duration;
+///
+/// async fn charge(payment_id: u64) -> Result<(), std::io::Error> { Ok(()) }
+///
+/// async fn handler(tasks: Tasks) -> Result<&'static str, errands::ScheduleError> {
+///     tasks
+///         .after_response()
+///         .name("charge_card")
+///         .shield()
+///         .timeout(Duration::from_secs(30))
+///         .field("payment_id", 12345)
+///         .on_error(|info, error| async move {
+///             tracing::error!(task = %info.name(), %error, "payment failed");
+///         })
+///         .schedule(charge(12345))?;
+///     Ok("accepted")
+/// }
+/// # let _ = axum::Router::<()>::new().route("/", axum::routing::post(handler));
+/// ```
+#[must_use = "a task is only scheduled by calling `.schedule(..)`"]
+pub struct TaskBuilder<'a> {
+    tasks: &'a Tasks,
+    timing: Timing,
+    name: Option<Cow<'static, str>>,
+    shielded: bool,
+    always: bool,
+    on_error: Option<ErrorHandler>,
+    timeout: Option<Duration>,
+    fields: Vec<Field>,
+}
+
+impl<'a> TaskBuilder<'a> {
+    pub(crate) fn new(tasks: &'a Tasks, timing: Timing) -> Self {
+        TaskBuilder {
+            tasks,
+            timing,
+            name: None,
+            shielded: false,
+            always: false,
+            on_error: None,
+            timeout: None,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Names the task in reports, logs and `settle()` failures. By default the name is derived
+    /// from the scheduled function: `send_email(..)` is named `send_email`.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Carries the task through shutdown: it is not cancelled with the unshielded tasks, and
+    /// shutdown waits for it (with its `on_error` handler) up to the shutdown deadline.
+    pub fn shield(mut self) -> Self {
+        self.shielded = true;
+        self
+    }
+
+    /// Runs an `after_route` or `after_response` task however the request ended: error status,
+    /// handler panic or client disconnect. Immediate tasks are never skipped anyway.
+    pub fn always(mut self) -> Self {
+        self.always = true;
+        self
+    }
+
+    /// Runs `handler` when the task ends `failed`, `panicked` or `timed_out`; it replaces the
+    /// runtime's default handler for this task. See [`ErrorHandler`].
+    pub fn on_error<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.on_error = Some(ErrorHandler::new(handler));
+        self
+    }
+
+    /// Uses an existing [`ErrorHandler`] for this task.
+    pub fn error_handler(mut self, handler: ErrorHandler) -> Self {
+        self.on_error = Some(handler);
+        self
+    }
+
+    /// Ends the task as `timed_out` if it runs longer than `limit`.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// Adds a context field: the only task data that reaches reports and logs. The task's
+    /// arguments never do.
+    pub fn field(mut self, key: &'static str, value: impl Into<serde_json::Value>) -> Self {
+        self.fields.push((key, value.into()));
+        self
+    }
+
+    /// Schedules `future` as the task and returns its id.
+    ///
+    /// The future may output `()` or any `Result<T, E>` whose error converts into a
+    /// [`BoxError`](crate::BoxError). It never delays the response.
+    ///
+    /// # Errors
+    ///
+    /// [`ScheduleError::ShuttingDown`] once shutdown has drained the requests, and
+    /// [`ScheduleError::NoRuntime`] outside a tokio runtime. The task is then not started and
+    /// is counted as `rejected`.
+    pub fn schedule<F>(self, future: F) -> Result<TaskId, ScheduleError>
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskResult,
+    {
+        let rt = &self.tasks.rt;
+        let admitted = if rt.is_closed() {
+            Err(ScheduleError::ShuttingDown)
+        } else {
+            Handle::try_current().map_err(|_| ScheduleError::NoRuntime)
+        };
+        let handle = match admitted {
+            Ok(handle) => handle,
+            Err(error) => {
+                rt.counters.rejected();
+                return Err(error);
+            }
+        };
+        let id = rt.next_task_id();
+        let request = self.tasks.scope.clone();
+        let info = TaskInfo {
+            meta: Arc::new(TaskMeta {
+                id,
+                name: self
+                    .name
+                    .unwrap_or_else(|| name::derive(std::any::type_name::<F>())),
+                timing: self.timing,
+                shielded: self.shielded,
+                always: self.always,
+                fields: self.fields,
+                request: request.clone(),
+            }),
+            attempt: 1,
+        };
+        rt.counters.scheduled();
+        let task = Prepared {
+            rt: rt.clone(),
+            handle,
+            info,
+            future,
+            on_error: self.on_error,
+            timeout: self.timeout,
+        };
+        match request {
+            Some(scope) => scope.admit(task),
+            None => task.start(),
+        }
+        Ok(id)
+    }
+}

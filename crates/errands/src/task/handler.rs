@@ -1,0 +1,60 @@
+//! `on_error` handlers.
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use super::{TaskError, TaskInfo, TaskResult};
+
+type HandlerFn = dyn Fn(TaskInfo, TaskError) -> BoxFuture<'static, Result<(), TaskError>> + Send + Sync;
+
+/// A handler that runs when a task ends `failed`, `panicked` or `timed_out`, with the task's
+/// [`TaskInfo`] and the original [`TaskError`].
+///
+/// Set one per task with [`TaskBuilder::on_error`](crate::TaskBuilder::on_error), or a default
+/// for every task with [`ErrandsBuilder::on_task_error`](crate::ErrandsBuilder::on_task_error);
+/// a task's own handler replaces the default. The handler runs inside the task, so shutdown
+/// waits for the handlers of shielded tasks. If the handler itself fails or panics, that is
+/// reported once and nothing else is affected.
+///
+/// A handler may return `()` or a `Result`:
+///
+/// ```
+/// use errands::{ErrorHandler, TaskError, TaskInfo};
+///
+/// let alert = ErrorHandler::new(|info: TaskInfo, error: TaskError| async move {
+///     tracing::warn!(task = %info.name(), %error, "alerting on-call");
+///     Ok::<_, std::io::Error>(())
+/// });
+/// # let _ = alert;
+/// ```
+#[derive(Clone)]
+pub struct ErrorHandler(Arc<HandlerFn>);
+
+impl ErrorHandler {
+    /// Wraps an async function of the task's info and error.
+    pub fn new<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        ErrorHandler(Arc::new(move |info, error| {
+            handler(info, error)
+                .map(TaskResult::into_task_result)
+                .boxed()
+        }))
+    }
+
+    pub(crate) fn call(&self, info: TaskInfo, error: TaskError) -> BoxFuture<'static, Result<(), TaskError>> {
+        (self.0)(info, error)
+    }
+}
+
+impl fmt::Debug for ErrorHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ErrorHandler")
+    }
+}

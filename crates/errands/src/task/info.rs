@@ -1,0 +1,187 @@
+//! What a task knows about itself: [`TaskInfo`], [`TaskId`] and [`Timing`].
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+
+use crate::request::{Delivery, RequestId, RequestScope};
+
+/// A task's id, unique within one [`Errands`](crate::Errands) runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub(crate) u64);
+
+impl TaskId {
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// When a task is spawned, relative to the request that scheduled it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Timing {
+    /// Spawned at the call.
+    Immediate,
+    /// Spawned when the handler has returned its response, before the response goes to the server.
+    AfterRoute,
+    /// Spawned when the response body has been completely handed to the server.
+    AfterResponse,
+}
+
+impl Timing {
+    /// The stable name used in reports and logs: `immediate`, `after_route`, `after_response`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timing::Immediate => "immediate",
+            Timing::AfterRoute => "after_route",
+            Timing::AfterResponse => "after_response",
+        }
+    }
+}
+
+impl fmt::Display for Timing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A context field of a task: an explicit key and value set with
+/// [`TaskBuilder::field`](crate::TaskBuilder::field).
+pub type Field = (&'static str, serde_json::Value);
+
+/// Everything known about a task: given to `on_error` handlers, carried by every report, and
+/// available inside the task through [`TaskInfo::current`].
+///
+/// Only the values set explicitly as [`fields`](TaskInfo::fields) describe the task's data;
+/// the task's own arguments are never recorded.
+///
+/// Cloning is cheap (one reference count).
+#[derive(Clone)]
+pub struct TaskInfo {
+    pub(crate) meta: Arc<TaskMeta>,
+    pub(crate) attempt: u32,
+}
+
+pub(crate) struct TaskMeta {
+    pub(crate) id: TaskId,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) timing: Timing,
+    pub(crate) shielded: bool,
+    pub(crate) always: bool,
+    pub(crate) fields: Vec<Field>,
+    pub(crate) request: Option<Arc<RequestScope>>,
+}
+
+tokio::task_local! {
+    static CURRENT: TaskInfo;
+}
+
+impl TaskInfo {
+    /// The info of the task the caller runs in, if it runs inside an errands task.
+    ///
+    /// ```
+    /// # async fn f() {
+    /// if let Some(info) = errands::TaskInfo::current() {
+    ///     tracing::info!(task = %info.name(), "working");
+    /// }
+    /// # }
+    /// ```
+    pub fn current() -> Option<TaskInfo> {
+        CURRENT.try_with(Clone::clone).ok()
+    }
+
+    pub(crate) async fn scope<F: Future>(self, fut: F) -> F::Output {
+        CURRENT.scope(self, fut).await
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.meta.id
+    }
+
+    /// The task's name: set with [`TaskBuilder::name`](crate::TaskBuilder::name), or derived
+    /// from the scheduled function.
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    /// When the task was spawned relative to its request.
+    pub fn timing(&self) -> Timing {
+        self.meta.timing
+    }
+
+    /// Whether the task is carried through shutdown.
+    pub fn is_shielded(&self) -> bool {
+        self.meta.shielded
+    }
+
+    /// Whether the task runs however its request ended.
+    pub fn is_always(&self) -> bool {
+        self.meta.always
+    }
+
+    /// The attempt number, starting at 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The explicit context fields, in the order they were set.
+    pub fn fields(&self) -> &[Field] {
+        &self.meta.fields
+    }
+
+    /// The value of one context field.
+    pub fn field(&self, key: &str) -> Option<&serde_json::Value> {
+        self.meta.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The id of the request that scheduled the task; `None` for tasks scheduled outside a request.
+    pub fn request_id(&self) -> Option<&RequestId> {
+        self.meta.request.as_deref().map(|r| &r.id)
+    }
+
+    /// The HTTP method of the request that scheduled the task.
+    pub fn method(&self) -> Option<&Method> {
+        self.meta.request.as_deref().map(|r| &r.method)
+    }
+
+    /// The matched route (for example `/orders/{id}`) of the request that scheduled the task.
+    pub fn route(&self) -> Option<&str> {
+        self.meta.request.as_deref().and_then(|r| r.route())
+    }
+
+    /// The status of the response of the request, once the handler has returned it.
+    pub fn response_status(&self) -> Option<StatusCode> {
+        self.meta.request.as_deref().and_then(|r| r.status.get().copied())
+    }
+
+    /// Whether the response body reached the server completely, once the response is over.
+    pub fn delivery(&self) -> Option<Delivery> {
+        self.meta.request.as_deref().and_then(|r| r.delivery.get().copied())
+    }
+}
+
+impl fmt::Debug for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskInfo")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("timing", &self.timing())
+            .field("shielded", &self.is_shielded())
+            .field("always", &self.is_always())
+            .field("attempt", &self.attempt)
+            .field("fields", &self.fields())
+            .field("request_id", &self.request_id())
+            .field("route", &self.route())
+            .finish()
+    }
+}

@@ -1,0 +1,214 @@
+//! Running one task: containment, cancellation, timeout, `on_error` and exactly one report.
+//!
+//! The contract of this module, which every path below keeps:
+//!
+//! * A started task ends in exactly one terminal [`Outcome`], counted once in the stats.
+//! * Every outcome other than `succeeded` is reported once, before `on_error` runs, so a
+//!   handler that hangs or is aborted never hides the failure.
+//! * Panics in the task or its handler are caught here; nothing escapes to tokio, so nothing
+//!   is lost with a dropped `JoinHandle`.
+//! * An unshielded task stops when shutdown cancels it (`cancelled`); any task, with its
+//!   handler, stops when shutdown aborts (`aborted`). Both take effect at the task's next
+//!   `.await`, as cancellation does everywhere in async Rust.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::runtime::Handle;
+use tracing::Instrument;
+
+use super::{ErrorHandler, Outcome, SkipReason, TaskError, TaskInfo, TaskResult};
+use crate::report::{ErrorReport, Origin};
+use crate::runtime::Inner;
+
+/// A task that is ready to start, or to be skipped: queued in a request's batch as
+/// `Box<dyn Pending>`, or started at once without boxing.
+pub(crate) trait Pending: Send {
+    fn info(&self) -> &TaskInfo;
+
+    fn start(self)
+    where
+        Self: Sized;
+
+    fn skip(self, reason: SkipReason)
+    where
+        Self: Sized;
+
+    fn start_boxed(self: Box<Self>);
+
+    fn skip_boxed(self: Box<Self>, reason: SkipReason);
+}
+
+pub(crate) struct Prepared<F> {
+    pub(crate) rt: Arc<Inner>,
+    pub(crate) handle: Handle,
+    pub(crate) info: TaskInfo,
+    pub(crate) future: F,
+    pub(crate) on_error: Option<ErrorHandler>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl<F> Pending for Prepared<F>
+where
+    F: Future + Send + 'static,
+    F::Output: TaskResult,
+{
+    fn info(&self) -> &TaskInfo {
+        &self.info
+    }
+
+    fn start(self) {
+        self.rt.counters.started();
+        let request_token = self.info.meta.request.as_ref().map(|r| r.tracker.token());
+        let runtime_token = self.rt.tasks.token();
+        let span = tracing::info_span!(
+            target: "errands",
+            "task",
+            task.id = self.info.id().as_u64(),
+            task.name = %self.info.name(),
+            task.timing = %self.info.timing(),
+            request_id = self.info.request_id().map(|id| id.as_str()),
+        );
+        let handle = self.handle.clone();
+        handle.spawn(
+            async move {
+                self.run().await;
+                drop((request_token, runtime_token));
+            }
+            .instrument(span),
+        );
+    }
+
+    fn skip(self, reason: SkipReason) {
+        self.rt.report(
+            ErrorReport::task(&self.info, Outcome::Skipped)
+                .message(format!("task skipped: {reason}"))
+                .skip_reason(reason),
+        );
+        self.finish(Outcome::Skipped);
+    }
+
+    fn start_boxed(self: Box<Self>) {
+        (*self).start()
+    }
+
+    fn skip_boxed(self: Box<Self>, reason: SkipReason) {
+        (*self).skip(reason)
+    }
+}
+
+enum Stop {
+    Cancelled,
+    Aborted,
+    Error(TaskError),
+}
+
+impl<F> Prepared<F>
+where
+    F: Future + Send + 'static,
+    F::Output: TaskResult,
+{
+    async fn run(self) {
+        let Prepared { rt, handle: _, info, future, on_error, timeout } = self;
+        let body = info.clone().scope(guarded(future, timeout));
+        let result = tokio::select! {
+            biased;
+            _ = rt.cancel.cancelled(), if !info.is_shielded() => Err(Stop::Cancelled),
+            _ = rt.abort.cancelled() => Err(Stop::Aborted),
+            result = body => result.map_err(Stop::Error),
+        };
+        let outcome = match result {
+            Ok(()) => Outcome::Succeeded,
+            Err(Stop::Cancelled) => {
+                rt.report(
+                    ErrorReport::task(&info, Outcome::Cancelled)
+                        .message("task cancelled by shutdown"),
+                );
+                Outcome::Cancelled
+            }
+            Err(Stop::Aborted) => {
+                rt.report(
+                    ErrorReport::task(&info, Outcome::Aborted)
+                        .message("task aborted: still running at the shutdown deadline"),
+                );
+                Outcome::Aborted
+            }
+            Err(Stop::Error(error)) => {
+                let outcome = error.outcome();
+                let handler = on_error.or_else(|| rt.config.on_error.clone());
+                rt.report(
+                    ErrorReport::task(&info, outcome)
+                        .message(format!("task {outcome}"))
+                        .error(&error)
+                        .handled(handler.is_some()),
+                );
+                if let Some(handler) = handler {
+                    run_handler(&rt, &info, handler, error).await;
+                }
+                outcome
+            }
+        };
+        Prepared::<()>::finish_with(&rt, &info, outcome);
+    }
+
+    fn finish(&self, outcome: Outcome) {
+        Prepared::<()>::finish_with(&self.rt, &self.info, outcome);
+    }
+}
+
+impl Prepared<()> {
+    fn finish_with(rt: &Inner, info: &TaskInfo, outcome: Outcome) {
+        rt.counters.finished(outcome);
+        if let Some(request) = &info.meta.request {
+            request.task_ended(info.id());
+        }
+    }
+}
+
+/// The task's own future with panics caught and the timeout applied.
+async fn guarded<F>(future: F, timeout: Option<Duration>) -> Result<(), TaskError>
+where
+    F: Future,
+    F::Output: TaskResult,
+{
+    let caught = AssertUnwindSafe(future).catch_unwind();
+    let result = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, caught).await {
+            Ok(result) => result,
+            Err(_) => return Err(TaskError::TimedOut(limit)),
+        },
+        None => caught.await,
+    };
+    match result {
+        Ok(output) => output.into_task_result(),
+        Err(panic) => Err(TaskError::from_panic(panic)),
+    }
+}
+
+/// Runs an `on_error` handler, contained: its failure, panic or abort is reported once.
+async fn run_handler(rt: &Inner, info: &TaskInfo, handler: ErrorHandler, error: TaskError) {
+    let call = {
+        let info = info.clone();
+        AssertUnwindSafe(async move { handler.call(info, error).await }).catch_unwind()
+    };
+    let failure = tokio::select! {
+        biased;
+        _ = rt.abort.cancelled() => Some((Outcome::Aborted, None)),
+        result = call => match result {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some((error.outcome(), Some(error))),
+            Err(panic) => Some((Outcome::Panicked, Some(TaskError::from_panic(panic)))),
+        },
+    };
+    if let Some((outcome, error)) = failure {
+        let mut report = ErrorReport::task(info, outcome)
+            .origin(Origin::ErrorHandler)
+            .message(format!("on_error handler of task {}", outcome));
+        if let Some(error) = &error {
+            report = report.error(error);
+        }
+        rt.report(report);
+    }
+}

@@ -1,0 +1,100 @@
+//! The [`Tasks`] extractor: the handle through which handlers schedule work.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, MatchedPath};
+use http::request::Parts;
+
+use crate::errors::{ScheduleError, TasksUnavailable};
+use crate::request::{RequestId, RequestScope};
+use crate::runtime::Inner;
+use crate::task::{TaskBuilder, TaskId, TaskResult, Timing};
+
+/// Schedules background tasks for the current request.
+///
+/// Extract it in a handler or in middleware that runs inside the errands layer. Three timing
+/// modes are available:
+///
+/// | method | the task is spawned | skipped when |
+/// |---|---|---|
+/// | [`schedule`](Tasks::schedule) / [`immediate`](Tasks::immediate) | at the call | never |
+/// | [`after_route`](Tasks::after_route) | when the handler returned its response | status ≥ 400, handler panicked, client gone before the handler completed |
+/// | [`after_response`](Tasks::after_response) | when the response body was handed to the server | the same |
+///
+/// A task marked [`always`](TaskBuilder::always) is never skipped. Skipped tasks are reported
+/// with their name and the reason. A `Tasks` is cheap to clone and may outlive its request (for
+/// example inside a WebSocket): once the request is over, every task starts at once.
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use errands::{Errands, ScheduleError, Tasks};
+///
+/// async fn record_signup() {}
+/// async fn send_welcome_email(to: String) -> Result<(), std::io::Error> { Ok(()) }
+///
+/// async fn signup(tasks: Tasks) -> Result<&'static str, ScheduleError> {
+///     tasks.schedule(record_signup())?;
+///     tasks.after_response().schedule(send_welcome_email("ada@example.com".into()))?;
+///     Ok("welcome")
+/// }
+///
+/// let errands = Errands::new();
+/// let app: Router = Router::new().route("/signup", post(signup)).layer(errands.layer());
+/// ```
+#[derive(Clone)]
+pub struct Tasks {
+    pub(crate) rt: Arc<Inner>,
+    pub(crate) scope: Option<Arc<RequestScope>>,
+}
+
+impl Tasks {
+    /// Schedules an immediate task with the default configuration.
+    ///
+    /// # Errors
+    ///
+    /// See [`TaskBuilder::schedule`].
+    pub fn schedule<F>(&self, future: F) -> Result<TaskId, ScheduleError>
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskResult,
+    {
+        self.immediate().schedule(future)
+    }
+
+    /// Configures a task spawned at the call.
+    pub fn immediate(&self) -> TaskBuilder<'_> {
+        TaskBuilder::new(self, Timing::Immediate)
+    }
+
+    /// Configures a task spawned when the handler has returned its response.
+    pub fn after_route(&self) -> TaskBuilder<'_> {
+        TaskBuilder::new(self, Timing::AfterRoute)
+    }
+
+    /// Configures a task spawned when the response body has been handed to the server.
+    pub fn after_response(&self) -> TaskBuilder<'_> {
+        TaskBuilder::new(self, Timing::AfterResponse)
+    }
+
+    /// The id of the request this handle belongs to; `None` for [`Errands::tasks`](crate::Errands::tasks).
+    pub fn request_id(&self) -> Option<&RequestId> {
+        self.scope.as_deref().map(|scope| &scope.id)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Tasks {
+    type Rejection = TasksUnavailable;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let scope = parts
+            .extensions
+            .get::<Arc<RequestScope>>()
+            .cloned()
+            .ok_or(TasksUnavailable)?;
+        scope.set_route(parts.extensions.get::<MatchedPath>());
+        Ok(Tasks {
+            rt: scope.rt.clone(),
+            scope: Some(scope),
+        })
+    }
+}

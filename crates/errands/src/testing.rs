@@ -1,0 +1,253 @@
+//! Test support: an in-process client whose responses can wait for exactly the work their
+//! request started.
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use errands::{Errands, Tasks, testing::TestClient};
+//!
+//! async fn send_welcome_email() -> Result<(), std::io::Error> { Ok(()) }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let errands = Errands::new();
+//! let app = Router::new()
+//!     .route("/signup", post(|tasks: Tasks| async move {
+//!         tasks.after_response().schedule(send_welcome_email()).unwrap();
+//!         "welcome"
+//!     }))
+//!     .layer(errands.layer());
+//! let client = TestClient::new(app, &errands);
+//!
+//! let response = client.post("/signup").await;
+//! assert_eq!(response.text(), "welcome");
+//! response.settle().await; // the email task is terminal now
+//! assert_eq!(client.stats().succeeded, 1);
+//! assert!(client.reports().is_empty());
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::report::ErrorReport;
+use crate::request::{RequestId, RequestScope};
+use crate::runtime::Errands;
+use crate::stats::Stats;
+
+/// The request's scope, carried in response extensions so tests can wait for its work.
+#[derive(Clone)]
+pub(crate) struct RequestWork(pub(crate) Arc<RequestScope>);
+
+/// An in-process client for a router that includes [`Errands::layer`].
+///
+/// It captures every report of the runtime (the most recent 10 000).
+#[derive(Clone)]
+pub struct TestClient {
+    app: Router,
+    errands: Errands,
+    settle_timeout: Duration,
+}
+
+impl TestClient {
+    /// A client for `app`, whose layer comes from `errands`.
+    pub fn new(app: Router, errands: &Errands) -> Self {
+        errands.inner.reporters().capture();
+        TestClient {
+            app,
+            errands: errands.clone(),
+            settle_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// How long [`TestResponse::settle`] waits before failing (default 10 s).
+    pub fn settle_timeout(mut self, timeout: Duration) -> Self {
+        self.settle_timeout = timeout;
+        self
+    }
+
+    /// Sends `GET uri` with an empty body.
+    pub async fn get(&self, uri: &str) -> TestResponse {
+        self.send(request(Method::GET, uri, Body::empty())).await
+    }
+
+    /// Sends `POST uri` with an empty body.
+    pub async fn post(&self, uri: &str) -> TestResponse {
+        self.send(request(Method::POST, uri, Body::empty())).await
+    }
+
+    /// Sends `POST uri` with a JSON body.
+    pub async fn post_json(&self, uri: &str, json: &serde_json::Value) -> TestResponse {
+        let mut request = request(Method::POST, uri, Body::from(json.to_string()));
+        request.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        self.send(request).await
+    }
+
+    /// Sends any request and reads the whole response body, as a server would hand it over.
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = match self.app.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|collected| collected.to_bytes())
+            .unwrap_or_default();
+        TestResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            work: parts.extensions.get::<RequestWork>().map(|w| w.0.clone()),
+            errands: self.errands.clone(),
+            settle_timeout: self.settle_timeout,
+        }
+    }
+
+    /// The runtime's counters.
+    pub fn stats(&self) -> Stats {
+        self.errands.stats()
+    }
+
+    /// Waits until no request and no task of the runtime is in flight.
+    pub async fn idle(&self) {
+        self.errands.idle().await
+    }
+
+    /// Every report captured since the client was made, oldest first.
+    pub fn reports(&self) -> Vec<ErrorReport> {
+        self.errands.inner.reporters().capture().snapshot()
+    }
+}
+
+fn request(method: Method, uri: &str, body: Body) -> Request<Body> {
+    let mut request = Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri.parse().unwrap_or_else(|e| panic!("invalid test uri {uri:?}: {e}"));
+    request
+}
+
+/// A response whose body was read completely.
+pub struct TestResponse {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    work: Option<Arc<RequestScope>>,
+    errands: Errands,
+    settle_timeout: Duration,
+}
+
+impl TestResponse {
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The body as bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON; panics with the body text if it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("response body is not JSON ({e}): {}", self.text()))
+    }
+
+    /// The request's id, from the errands layer.
+    pub fn request_id(&self) -> Option<RequestId> {
+        self.work.as_ref().map(|scope| scope.id.clone())
+    }
+
+    /// Waits until every task this request started is terminal, including tasks it scheduled
+    /// late through a `Tasks` handle that outlived it.
+    ///
+    /// # Panics
+    ///
+    /// After the settle timeout, naming the unfinished tasks; or if the route is not wrapped
+    /// by the errands layer.
+    pub async fn settle(&self) {
+        if let Err(unsettled) = self.try_settle().await {
+            panic!("{unsettled}");
+        }
+    }
+
+    /// Like [`settle`](TestResponse::settle), returning the unfinished tasks instead of
+    /// panicking.
+    ///
+    /// # Errors
+    ///
+    /// [`Unsettled`] when the timeout ran out first.
+    pub async fn try_settle(&self) -> Result<(), Unsettled> {
+        let scope = self
+            .work
+            .as_ref()
+            .expect("the response did not pass through the errands layer");
+        match tokio::time::timeout(self.settle_timeout, scope.tracker.wait()).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Unsettled {
+                request_id: scope.id.to_string(),
+                timeout: self.settle_timeout,
+                unfinished: scope.unfinished(),
+            }),
+        }
+    }
+
+    /// The captured reports that carry this request's id.
+    pub fn reports(&self) -> Vec<ErrorReport> {
+        let id = self.request_id();
+        self.errands
+            .inner
+            .reporters()
+            .capture()
+            .snapshot()
+            .into_iter()
+            .filter(|r| r.request_id.is_some() && r.request_id == id)
+            .collect()
+    }
+}
+
+/// The tasks of a request that were not terminal when `settle` gave up.
+#[derive(Debug, Clone)]
+pub struct Unsettled {
+    /// The request's id.
+    pub request_id: String,
+    /// How long `settle` waited.
+    pub timeout: Duration,
+    /// Each unfinished task as `name (id N, timing)`.
+    pub unfinished: Vec<String>,
+}
+
+impl fmt::Display for Unsettled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "request {} did not settle within {:?}; unfinished tasks: {}",
+            self.request_id,
+            self.timeout,
+            self.unfinished.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for Unsettled {}
