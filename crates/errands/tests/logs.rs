@@ -1,0 +1,54 @@
+//! Argument values never reach logs; task names and explicit fields do. Kept alone in its
+//! own test binary because it installs a log subscriber.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::idle;
+use errands::Errands;
+
+async fn charge_card(_card_number: String, _amount_cents: u64) -> Result<(), std::io::Error> {
+    Err(std::io::Error::other("card declined"))
+}
+
+#[tokio::test]
+async fn default_names_and_fields_reach_logs_but_argument_values_never_do() {
+    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let logs = logs.clone();
+        move || LogWriter(logs.clone())
+    };
+    let subscriber = tracing_subscriber::fmt().with_writer(writer).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let errands = Errands::new();
+    let tasks = errands.tasks();
+    let id = tasks
+        .immediate()
+        .field("payment_id", 12345)
+        .schedule(charge_card("4111111111111111".into(), 999_999))
+        .unwrap();
+    tasks.schedule(async { Err::<(), _>("in a block") }).unwrap();
+    idle(&errands).await;
+
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("charge_card"), "default name derived from the function: {text}");
+    assert!(text.contains("default_names_and_fields_reach_logs_but_argument_values_never_do::{async block}"), "{text}");
+    assert!(text.contains("12345") && text.contains("card declined"), "{text}");
+    assert!(!text.contains("4111111111111111") && !text.contains("999999"), "arguments leaked: {text}");
+    assert_eq!(text.lines().filter(|l| l.contains("charge_card")).count(), 1, "one event per report: {text}");
+    let _ = id;
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
