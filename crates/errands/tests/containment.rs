@@ -1,0 +1,148 @@
+//! DESIGN §2 "Containment": a failing task, a failing or panicking `on_error`, a panicking
+//! reporter or teardown hook is reported once and affects nothing else.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::get;
+use common::{Probe, assert_balanced, idle, probe_reporter};
+use errands::testing::TestClient;
+use errands::{ErrorReport, Errands, Origin, Outcome, TaskError, TaskInfo, Tasks};
+
+#[tokio::test]
+async fn failing_and_panicking_tasks_affect_neither_siblings_nor_later_requests() {
+    async fn handler(tasks: Tasks) -> &'static str {
+        tasks.immediate().name("fails").schedule(async { Err::<(), _>("boom") }).unwrap();
+        tasks.after_route().name("panics").schedule(async { if true { panic!("kaboom") } }).unwrap();
+        tasks.after_response().name("sibling").schedule(async {}).unwrap();
+        "ok"
+    }
+    let errands = Errands::builder().without_tracing_reporter().build();
+    let app = Router::new().route("/", get(handler)).layer(errands.layer());
+    let client = TestClient::new(app, &errands);
+    for round in 1..=3u64 {
+        let response = client.get("/").await;
+        assert_eq!(response.status(), 200, "round {round} still served");
+        response.settle().await;
+        assert_eq!(response.reports().len(), 2, "the failure and the panic, once each");
+        let stats = errands.stats();
+        assert_eq!((stats.succeeded, stats.failed, stats.panicked), (round, round, round));
+    }
+    assert_balanced(&errands);
+}
+
+#[tokio::test]
+async fn a_failing_or_panicking_on_error_is_reported_once_and_contained() {
+    let probe = Probe::new();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .reporter(probe_reporter(&probe))
+        .build();
+    let client = TestClient::new(Router::new().layer(errands.layer()), &errands);
+    let tasks = errands.tasks();
+    tasks
+        .immediate()
+        .name("handler_errs")
+        .on_error(|_, _| async { Err::<(), _>(std::io::Error::other("tracker unreachable")) })
+        .schedule(async { Err::<(), _>("boom") })
+        .unwrap();
+    tasks
+        .immediate()
+        .name("handler_panics")
+        .on_error(|_, _| async { if true { panic!("handler exploded") } })
+        .schedule(async { Err::<(), _>("boom") })
+        .unwrap();
+    idle(&errands).await;
+    // Later tasks and their handlers still work.
+    let ran = Arc::new(Mutex::new(0));
+    let counter = ran.clone();
+    tasks
+        .immediate()
+        .name("later")
+        .on_error(move |_, _| {
+            *counter.lock().unwrap() += 1;
+            async {}
+        })
+        .schedule(async { Err::<(), _>("boom") })
+        .unwrap();
+    idle(&errands).await;
+    assert_eq!(*ran.lock().unwrap(), 1);
+
+    let reports = client.reports();
+    let count = |origin: Origin, outcome: Outcome, name: &str| {
+        reports
+            .iter()
+            .filter(|r| r.origin == origin && r.outcome == Some(outcome) && r.task.as_ref().unwrap().name() == name)
+            .count()
+    };
+    assert_eq!(count(Origin::Task, Outcome::Failed, "handler_errs"), 1);
+    assert_eq!(count(Origin::ErrorHandler, Outcome::Failed, "handler_errs"), 1);
+    assert_eq!(count(Origin::Task, Outcome::Failed, "handler_panics"), 1);
+    assert_eq!(count(Origin::ErrorHandler, Outcome::Panicked, "handler_panics"), 1);
+    assert_eq!(count(Origin::Task, Outcome::Failed, "later"), 1);
+    assert_eq!(reports.len(), 5, "{reports:#?}");
+    let handler_error = reports
+        .iter()
+        .find(|r| r.origin == Origin::ErrorHandler && r.outcome == Some(Outcome::Failed))
+        .unwrap();
+    assert_eq!(handler_error.chain_text(), "tracker unreachable");
+    assert_balanced(&errands);
+}
+
+#[tokio::test]
+async fn a_panicking_default_handler_does_not_stop_later_tasks() {
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .on_task_error(|_: TaskInfo, _: TaskError| async { if true { panic!("global handler bug") } })
+        .build();
+    for _ in 0..3 {
+        errands.tasks().schedule(async { Err::<(), _>("boom") }).unwrap();
+        idle(&errands).await;
+    }
+    errands.tasks().schedule(async {}).unwrap();
+    idle(&errands).await;
+    let stats = errands.stats();
+    assert_eq!((stats.failed, stats.succeeded), (3, 1));
+    assert_balanced(&errands);
+}
+
+#[tokio::test]
+async fn a_panicking_reporter_does_not_stop_the_other_reporters_or_the_tasks() {
+    let seen = Arc::new(Mutex::new(0));
+    let counter = seen.clone();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .reporter(|_: &ErrorReport| panic!("reporter bug"))
+        .reporter(move |_: &ErrorReport| *counter.lock().unwrap() += 1)
+        .build();
+    errands.tasks().schedule(async { Err::<(), _>("one") }).unwrap();
+    errands.tasks().schedule(async { Err::<(), _>("two") }).unwrap();
+    idle(&errands).await;
+    assert_eq!(*seen.lock().unwrap(), 2);
+    assert_balanced(&errands);
+}
+
+#[tokio::test]
+async fn a_failing_teardown_hook_is_reported_and_the_next_one_still_runs() {
+    let probe = Probe::new();
+    let (first, last) = (probe.clone(), probe.clone());
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .reporter(probe_reporter(&probe))
+        .on_teardown(move || async move {
+            first.hit("first hook");
+            if true {
+                panic!("teardown bug");
+            }
+        })
+        .on_teardown(|| async { Err::<(), _>(std::io::Error::other("flush failed")) })
+        .on_teardown(move || async move { last.hit("last hook") })
+        .build();
+    let summary = errands.shutdown().await;
+    assert_eq!(summary.teardown_failures, 2);
+    assert!(probe.index("first hook") < probe.index("last hook"));
+    let teardown_reports = probe.events().iter().filter(|e| e.starts_with("report:teardown")).count();
+    assert_eq!(teardown_reports, 2);
+}
