@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
+
 struct Demo {
     child: Child,
     addr: String,
@@ -78,14 +79,17 @@ impl Demo {
 
     /// Waits for exit and the remaining log lines; returns the exit status.
     async fn finish(&mut self) -> std::process::ExitStatus {
-        let status = tokio::time::timeout(PATIENCE, self.child.wait())
-            .await
-            .expect("the demo exits")
-            .unwrap();
+        let exited = tokio::time::timeout(PATIENCE, self.child.wait()).await;
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        let Ok(status) = exited else {
+            panic!("the demo did not exit; seen:\n{}", self.seen.join("\n"));
+        };
         while let Some(line) = self.lines.recv().await {
             self.seen.push(line);
         }
-        status
+        status.unwrap()
     }
 
     /// Index of the first log line containing every needle.

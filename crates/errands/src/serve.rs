@@ -35,7 +35,8 @@ impl Errands {
     ///
     /// # Errors
     ///
-    /// If the signal handlers cannot be installed, or the server fails before shutdown.
+    /// If the signal handlers cannot be installed, or the server fails before shutdown; in
+    /// the latter case the shutdown sequence still runs first, so no task is lost silently.
     pub async fn serve(&self, listener: TcpListener, app: Router) -> io::Result<ShutdownSummary> {
         let signals = Signals::install()?;
         let watcher = tokio::spawn(signals.watch(self.clone()));
@@ -43,20 +44,26 @@ impl Errands {
             .with_graceful_shutdown(self.shutdown_started())
             .into_future();
         let mut server = tokio::spawn(server);
-        let finished_early = tokio::select! {
+        // `biased`: once shutdown started, the server finishing too is part of the drain.
+        let stopped_on_its_own = tokio::select! {
+            biased;
             _ = self.shutdown_started() => None,
             result = &mut server => Some(result),
         };
-        if let Some(result) = finished_early {
-            watcher.abort();
-            result.map_err(io::Error::other)??;
-            return Ok(self.shutdown().await);
-        }
-        let server_done = async move {
-            let _ = server.await;
+        // The watcher stays alive through the whole sequence, so a second signal aborts.
+        let summary = match stopped_on_its_own {
+            None => {
+                let server_done = async move {
+                    let _ = server.await;
+                };
+                self.shutdown_with(Some(server_done.boxed())).await
+            }
+            Some(_) => self.shutdown().await,
         };
-        let summary = self.shutdown_with(Some(server_done.boxed())).await;
         watcher.abort();
+        if let Some(result) = stopped_on_its_own {
+            result.map_err(io::Error::other)??;
+        }
         Ok(summary)
     }
 }
