@@ -34,7 +34,8 @@ impl Command {
         let env = |name: &str| std::env::var(name).ok();
         let mut addr = env("ERRANDS_DEMO_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
         let mut drain = env("ERRANDS_DEMO_DRAIN_TIMEOUT_MS").unwrap_or_else(|| "10000".into());
-        let mut deadline = env("ERRANDS_DEMO_SHUTDOWN_DEADLINE_MS").unwrap_or_else(|| "20000".into());
+        let mut deadline =
+            env("ERRANDS_DEMO_SHUTDOWN_DEADLINE_MS").unwrap_or_else(|| "20000".into());
         while let Some(flag) = args.next() {
             let slot = match flag.as_str() {
                 "-h" | "--help" => return Ok(Command::Help),
@@ -46,7 +47,9 @@ impl Command {
             *slot = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         }
         Ok(Command::Run(Config {
-            addr: addr.parse().map_err(|e| format!("invalid address {addr:?}: {e}"))?,
+            addr: addr
+                .parse()
+                .map_err(|e| format!("invalid address {addr:?}: {e}"))?,
             drain_timeout: millis(&drain, "drain timeout")?,
             shutdown_deadline: millis(&deadline, "shutdown deadline")?,
         }))

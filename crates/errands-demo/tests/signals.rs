@@ -13,7 +13,6 @@ use tokio::sync::mpsc;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-
 struct Demo {
     child: Child,
     addr: String,
@@ -42,10 +41,19 @@ impl Demo {
                 }
             }
         });
-        let mut demo = Demo { child, addr: String::new(), lines, seen: Vec::new() };
+        let mut demo = Demo {
+            child,
+            addr: String::new(),
+            lines,
+            seen: Vec::new(),
+        };
         let line = demo.wait_for("listening on http://").await;
         let after = line.split("http://").nth(1).unwrap_or_default();
-        demo.addr = after.split_whitespace().next().unwrap_or_default().to_owned();
+        demo.addr = after
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         demo
     }
 
@@ -63,7 +71,10 @@ impl Demo {
         .await;
         match found {
             Ok(Some(line)) => line,
-            _ => panic!("no log line with {needle:?}; seen:\n{}", self.seen.join("\n")),
+            _ => panic!(
+                "no log line with {needle:?}; seen:\n{}",
+                self.seen.join("\n")
+            ),
         }
     }
 
@@ -73,7 +84,10 @@ impl Demo {
 
     fn signal(&self, name: &str) {
         let pid = self.child.id().expect("running").to_string();
-        let status = std::process::Command::new("kill").args([name, &pid]).status().unwrap();
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -121,17 +135,28 @@ fn http() -> reqwest::Client {
 async fn sigterm_drains_cancels_unshielded_finishes_shielded_then_tears_down() {
     let mut demo = Demo::start(&[]).await;
     let client = http();
-    let payment = client.post(demo.url("/payments?work_ms=3000")).send().await.unwrap();
+    let payment = client
+        .post(demo.url("/payments?work_ms=3000"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(payment.status(), 200);
     demo.wait_for("payment started").await;
-    let export = client.post(demo.url("/exports?work_ms=600000")).send().await.unwrap();
+    let export = client
+        .post(demo.url("/exports?work_ms=600000"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(export.status(), 200);
     demo.wait_for("export started").await;
     let in_flight = tokio::spawn(client.get(demo.url("/slow?ms=300")).send());
     demo.wait_for("slow request started").await;
 
     demo.signal("-TERM");
-    let response = in_flight.await.unwrap().expect("the in-flight request completes");
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
     assert_eq!(response.text().await.unwrap(), "slow request done");
     let status = demo.finish().await;
 
@@ -152,7 +177,11 @@ async fn sigterm_drains_cancels_unshielded_finishes_shielded_then_tears_down() {
 #[tokio::test]
 async fn sigterm_aborts_shielded_tasks_at_the_deadline_and_reports_them_by_name() {
     let mut demo = Demo::start(&["--shutdown-deadline-ms", "300"]).await;
-    let payment = http().post(demo.url("/payments?work_ms=600000")).send().await.unwrap();
+    let payment = http()
+        .post(demo.url("/payments?work_ms=600000"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(payment.status(), 200);
     demo.wait_for("payment started").await;
     demo.signal("-TERM");
@@ -171,7 +200,11 @@ async fn sigterm_aborts_shielded_tasks_at_the_deadline_and_reports_them_by_name(
 async fn a_second_sigterm_skips_to_the_abort() {
     // A deadline far beyond the test's patience: only the second signal can end this.
     let mut demo = Demo::start(&["--shutdown-deadline-ms", "3600000"]).await;
-    let payment = http().post(demo.url("/payments?work_ms=3600000")).send().await.unwrap();
+    let payment = http()
+        .post(demo.url("/payments?work_ms=3600000"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(payment.status(), 200);
     demo.wait_for("payment started").await;
     demo.signal("-TERM");
@@ -189,7 +222,11 @@ async fn a_second_sigterm_skips_to_the_abort() {
 #[tokio::test]
 async fn sigint_works_like_sigterm_and_a_failing_shielded_task_runs_its_on_error_first() {
     let mut demo = Demo::start(&[]).await;
-    let payment = http().post(demo.url("/payments?work_ms=500&fail=true")).send().await.unwrap();
+    let payment = http()
+        .post(demo.url("/payments?work_ms=500&fail=true"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(payment.status(), 200);
     demo.wait_for("payment started").await;
     demo.signal("-INT");
@@ -205,7 +242,11 @@ async fn sigint_works_like_sigterm_and_a_failing_shielded_task_runs_its_on_error
 
 #[tokio::test]
 async fn help_and_bad_flags() {
-    let help = Command::new(env!("CARGO_BIN_EXE_errands-demo")).arg("--help").output().await.unwrap();
+    let help = Command::new(env!("CARGO_BIN_EXE_errands-demo"))
+        .arg("--help")
+        .output()
+        .await
+        .unwrap();
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--shutdown-deadline-ms"));
     let bad = Command::new(env!("CARGO_BIN_EXE_errands-demo"))

@@ -82,7 +82,8 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll_frame(cx)));
+        let polled =
+            std::panic::catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll_frame(cx)));
         let frame = match polled {
             Ok(frame) => frame,
             Err(panic) => return Poll::Ready(Some(Err(body_panicked(&this.guard.scope, panic)))),

@@ -78,7 +78,9 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let id = RequestId::from_header(request.headers().get(&X_REQUEST_ID));
-        request.headers_mut().insert(X_REQUEST_ID, id.header_value());
+        request
+            .headers_mut()
+            .insert(X_REQUEST_ID, id.header_value());
         let scope = Arc::new(RequestScope::new(
             self.rt.clone(),
             id.clone(),

@@ -67,8 +67,8 @@ pub mod semantics {}
 pub use errors::{ScheduleError, TasksUnavailable};
 pub use layer::{ErrandsLayer, ErrandsService, ResponseFuture};
 pub use report::{ErrorLink, ErrorReport, Origin, Reporter, TracingReporter};
-pub use request::RequestId;
 pub use request::Delivery;
+pub use request::RequestId;
 pub use runtime::{Errands, ErrandsBuilder};
 pub use shutdown::ShutdownSummary;
 pub use stats::Stats;

@@ -251,7 +251,7 @@ impl Reporter for TracingReporter {
             method = r.method.as_ref().map(Method::as_str),
             route = r.route.as_deref(),
             status = r.status.map(|s| s.as_u16()),
-            skip_reason = r.skip_reason.map(|s| tracing::field::display(s)),
+            skip_reason = r.skip_reason.map(tracing::field::display),
             error = (!r.chain.is_empty()).then(|| r.chain_text()).as_deref(),
             "{}",
             r.message,

@@ -16,7 +16,8 @@ use crate::stats::{Counters, Stats};
 use crate::task::{ErrorHandler, TaskError, TaskId, TaskInfo, TaskResult};
 use crate::tasks::Tasks;
 
-pub(crate) type TeardownHook = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), TaskError>> + Send>;
+pub(crate) type TeardownHook =
+    Box<dyn FnOnce() -> BoxFuture<'static, Result<(), TaskError>> + Send>;
 
 /// The errands runtime: owns every background task of the service, their accounting and the
 /// shutdown sequence. Cheap to clone; all clones share one runtime.

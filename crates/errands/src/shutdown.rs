@@ -84,7 +84,10 @@ impl Errands {
         self.shutdown_with(None).await
     }
 
-    pub(crate) async fn shutdown_with(&self, server: Option<BoxFuture<'static, ()>>) -> ShutdownSummary {
+    pub(crate) async fn shutdown_with(
+        &self,
+        server: Option<BoxFuture<'static, ()>>,
+    ) -> ShutdownSummary {
         let inner = self.inner.clone();
         *self.inner.shutdown.get_or_init(|| run(inner, server)).await
     }
@@ -148,7 +151,9 @@ async fn run_teardown(rt: &Inner) -> usize {
     let hooks = std::mem::take(&mut *rt.teardown.lock().unwrap_or_else(|e| e.into_inner()));
     let mut failures = 0;
     for hook in hooks {
-        let result = AssertUnwindSafe(async move { hook().await }).catch_unwind().await;
+        let result = AssertUnwindSafe(async move { hook().await })
+            .catch_unwind()
+            .await;
         let error = match result {
             Ok(Ok(())) => continue,
             Ok(Err(error)) => error,

@@ -133,7 +133,9 @@ impl TestClient {
 fn request(method: Method, uri: &str, body: Body) -> Request<Body> {
     let mut request = Request::new(body);
     *request.method_mut() = method;
-    *request.uri_mut() = uri.parse().unwrap_or_else(|e| panic!("invalid test uri {uri:?}: {e}"));
+    *request.uri_mut() = uri
+        .parse()
+        .unwrap_or_else(|e| panic!("invalid test uri {uri:?}: {e}"));
     request
 }
 

@@ -9,26 +9,51 @@ use axum::Router;
 use axum::routing::get;
 use common::{Probe, assert_balanced, idle, probe_reporter};
 use errands::testing::TestClient;
-use errands::{ErrorReport, Errands, Origin, Outcome, TaskError, TaskInfo, Tasks};
+use errands::{Errands, ErrorReport, Origin, Outcome, TaskError, TaskInfo, Tasks};
 
 #[tokio::test]
 async fn failing_and_panicking_tasks_affect_neither_siblings_nor_later_requests() {
     async fn handler(tasks: Tasks) -> &'static str {
-        tasks.immediate().name("fails").schedule(async { Err::<(), _>("boom") }).unwrap();
-        tasks.after_route().name("panics").schedule(async { if true { panic!("kaboom") } }).unwrap();
-        tasks.after_response().name("sibling").schedule(async {}).unwrap();
+        tasks
+            .immediate()
+            .name("fails")
+            .schedule(async { Err::<(), _>("boom") })
+            .unwrap();
+        tasks
+            .after_route()
+            .name("panics")
+            .schedule(async {
+                if true {
+                    panic!("kaboom")
+                }
+            })
+            .unwrap();
+        tasks
+            .after_response()
+            .name("sibling")
+            .schedule(async {})
+            .unwrap();
         "ok"
     }
     let errands = Errands::builder().without_tracing_reporter().build();
-    let app = Router::new().route("/", get(handler)).layer(errands.layer());
+    let app = Router::new()
+        .route("/", get(handler))
+        .layer(errands.layer());
     let client = TestClient::new(app, &errands);
     for round in 1..=3u64 {
         let response = client.get("/").await;
         assert_eq!(response.status(), 200, "round {round} still served");
         response.settle().await;
-        assert_eq!(response.reports().len(), 2, "the failure and the panic, once each");
+        assert_eq!(
+            response.reports().len(),
+            2,
+            "the failure and the panic, once each"
+        );
         let stats = errands.stats();
-        assert_eq!((stats.succeeded, stats.failed, stats.panicked), (round, round, round));
+        assert_eq!(
+            (stats.succeeded, stats.failed, stats.panicked),
+            (round, round, round)
+        );
     }
     assert_balanced(&errands);
 }
@@ -51,7 +76,11 @@ async fn a_failing_or_panicking_on_error_is_reported_once_and_contained() {
     tasks
         .immediate()
         .name("handler_panics")
-        .on_error(|_, _| async { if true { panic!("handler exploded") } })
+        .on_error(|_, _| async {
+            if true {
+                panic!("handler exploded")
+            }
+        })
         .schedule(async { Err::<(), _>("boom") })
         .unwrap();
     idle(&errands).await;
@@ -74,13 +103,23 @@ async fn a_failing_or_panicking_on_error_is_reported_once_and_contained() {
     let count = |origin: Origin, outcome: Outcome, name: &str| {
         reports
             .iter()
-            .filter(|r| r.origin == origin && r.outcome == Some(outcome) && r.task.as_ref().unwrap().name() == name)
+            .filter(|r| {
+                r.origin == origin
+                    && r.outcome == Some(outcome)
+                    && r.task.as_ref().unwrap().name() == name
+            })
             .count()
     };
     assert_eq!(count(Origin::Task, Outcome::Failed, "handler_errs"), 1);
-    assert_eq!(count(Origin::ErrorHandler, Outcome::Failed, "handler_errs"), 1);
+    assert_eq!(
+        count(Origin::ErrorHandler, Outcome::Failed, "handler_errs"),
+        1
+    );
     assert_eq!(count(Origin::Task, Outcome::Failed, "handler_panics"), 1);
-    assert_eq!(count(Origin::ErrorHandler, Outcome::Panicked, "handler_panics"), 1);
+    assert_eq!(
+        count(Origin::ErrorHandler, Outcome::Panicked, "handler_panics"),
+        1
+    );
     assert_eq!(count(Origin::Task, Outcome::Failed, "later"), 1);
     assert_eq!(reports.len(), 5, "{reports:#?}");
     let handler_error = reports
@@ -95,10 +134,17 @@ async fn a_failing_or_panicking_on_error_is_reported_once_and_contained() {
 async fn a_panicking_default_handler_does_not_stop_later_tasks() {
     let errands = Errands::builder()
         .without_tracing_reporter()
-        .on_task_error(|_: TaskInfo, _: TaskError| async { if true { panic!("global handler bug") } })
+        .on_task_error(|_: TaskInfo, _: TaskError| async {
+            if true {
+                panic!("global handler bug")
+            }
+        })
         .build();
     for _ in 0..3 {
-        errands.tasks().schedule(async { Err::<(), _>("boom") }).unwrap();
+        errands
+            .tasks()
+            .schedule(async { Err::<(), _>("boom") })
+            .unwrap();
         idle(&errands).await;
     }
     errands.tasks().schedule(async {}).unwrap();
@@ -117,8 +163,14 @@ async fn a_panicking_reporter_does_not_stop_the_other_reporters_or_the_tasks() {
         .reporter(|_: &ErrorReport| panic!("reporter bug"))
         .reporter(move |_: &ErrorReport| *counter.lock().unwrap() += 1)
         .build();
-    errands.tasks().schedule(async { Err::<(), _>("one") }).unwrap();
-    errands.tasks().schedule(async { Err::<(), _>("two") }).unwrap();
+    errands
+        .tasks()
+        .schedule(async { Err::<(), _>("one") })
+        .unwrap();
+    errands
+        .tasks()
+        .schedule(async { Err::<(), _>("two") })
+        .unwrap();
     idle(&errands).await;
     assert_eq!(*seen.lock().unwrap(), 2);
     assert_balanced(&errands);
@@ -143,6 +195,10 @@ async fn a_failing_teardown_hook_is_reported_and_the_next_one_still_runs() {
     let summary = errands.shutdown().await;
     assert_eq!(summary.teardown_failures, 2);
     assert!(probe.index("first hook") < probe.index("last hook"));
-    let teardown_reports = probe.events().iter().filter(|e| e.starts_with("report:teardown")).count();
+    let teardown_reports = probe
+        .events()
+        .iter()
+        .filter(|e| e.starts_with("report:teardown"))
+        .count();
     assert_eq!(teardown_reports, 2);
 }

@@ -19,7 +19,10 @@ async fn default_names_and_fields_reach_logs_but_argument_values_never_do() {
         let logs = logs.clone();
         move || LogWriter(logs.clone())
     };
-    let subscriber = tracing_subscriber::fmt().with_writer(writer).with_ansi(false).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let errands = Errands::new();
@@ -29,15 +32,35 @@ async fn default_names_and_fields_reach_logs_but_argument_values_never_do() {
         .field("payment_id", 12345)
         .schedule(charge_card("4111111111111111".into(), 999_999))
         .unwrap();
-    tasks.schedule(async { Err::<(), _>("in a block") }).unwrap();
+    tasks
+        .schedule(async { Err::<(), _>("in a block") })
+        .unwrap();
     idle(&errands).await;
 
     let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
-    assert!(text.contains("charge_card"), "default name derived from the function: {text}");
-    assert!(text.contains("default_names_and_fields_reach_logs_but_argument_values_never_do::{async block}"), "{text}");
-    assert!(text.contains("12345") && text.contains("card declined"), "{text}");
-    assert!(!text.contains("4111111111111111") && !text.contains("999999"), "arguments leaked: {text}");
-    assert_eq!(text.lines().filter(|l| l.contains("charge_card")).count(), 1, "one event per report: {text}");
+    assert!(
+        text.contains("charge_card"),
+        "default name derived from the function: {text}"
+    );
+    assert!(
+        text.contains(
+            "default_names_and_fields_reach_logs_but_argument_values_never_do::{async block}"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("12345") && text.contains("card declined"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("4111111111111111") && !text.contains("999999"),
+        "arguments leaked: {text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.contains("charge_card")).count(),
+        1,
+        "one event per report: {text}"
+    );
     let _ = id;
 }
 

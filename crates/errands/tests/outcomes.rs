@@ -23,7 +23,9 @@ struct MailRefused {
 }
 
 async fn send_welcome_email(_to: String) -> Result<(), MailRefused> {
-    Err(MailRefused { source: std::io::Error::other("550 mailbox unavailable") })
+    Err(MailRefused {
+        source: std::io::Error::other("550 mailbox unavailable"),
+    })
 }
 
 type Seen = Arc<Mutex<Vec<(TaskInfo, String, bool)>>>;
@@ -35,23 +37,25 @@ async fn on_error_gets_the_task_info_and_the_original_error() {
     let app = Router::new()
         .route(
             "/users/{id}",
-            post(|Path(id): Path<u64>, State(seen): State<Seen>, tasks: Tasks| async move {
-                tasks
-                    .after_response()
-                    .shield()
-                    .field("user_id", id)
-                    .on_error(move |info, error: TaskError| {
-                        let seen = seen.clone();
-                        async move {
-                            let found = error.find::<MailRefused>().is_some()
-                                && error.find::<std::io::Error>().is_some();
-                            seen.lock().unwrap().push((info, error.to_string(), found));
-                        }
-                    })
-                    .schedule(send_welcome_email("ada@example.com".into()))
-                    .unwrap();
-                "created"
-            }),
+            post(
+                |Path(id): Path<u64>, State(seen): State<Seen>, tasks: Tasks| async move {
+                    tasks
+                        .after_response()
+                        .shield()
+                        .field("user_id", id)
+                        .on_error(move |info, error: TaskError| {
+                            let seen = seen.clone();
+                            async move {
+                                let found = error.find::<MailRefused>().is_some()
+                                    && error.find::<std::io::Error>().is_some();
+                                seen.lock().unwrap().push((info, error.to_string(), found));
+                            }
+                        })
+                        .schedule(send_welcome_email("ada@example.com".into()))
+                        .unwrap();
+                    "created"
+                },
+            ),
         )
         .with_state(seen.clone())
         .layer(errands.layer());
@@ -62,7 +66,10 @@ async fn on_error_gets_the_task_info_and_the_original_error() {
     let seen = seen.lock().unwrap();
     let (info, message, found_original) = &seen[0];
     assert_eq!(seen.len(), 1, "on_error runs once");
-    assert!(found_original, "the original error and its source are reachable");
+    assert!(
+        found_original,
+        "the original error and its source are reachable"
+    );
     assert_eq!(message, "task failed");
     assert_eq!(info.name(), "send_welcome_email");
     assert_eq!(info.timing(), Timing::AfterResponse);
@@ -77,9 +84,18 @@ async fn on_error_gets_the_task_info_and_the_original_error() {
     let reports = response.reports();
     assert_eq!(reports.len(), 1, "one report: {reports:?}");
     let report = &reports[0];
-    assert_eq!((report.origin, report.outcome, report.handled), (Origin::Task, Some(Outcome::Failed), true));
-    assert_eq!(report.chain[0].type_name, Some(std::any::type_name::<MailRefused>()));
-    assert_eq!(report.chain_text(), "mail server refused the message: 550 mailbox unavailable");
+    assert_eq!(
+        (report.origin, report.outcome, report.handled),
+        (Origin::Task, Some(Outcome::Failed), true)
+    );
+    assert_eq!(
+        report.chain[0].type_name,
+        Some(std::any::type_name::<MailRefused>())
+    );
+    assert_eq!(
+        report.chain_text(),
+        "mail server refused the message: 550 mailbox unavailable"
+    );
     assert_eq!(report.route.as_deref(), Some("/users/{id}"));
 }
 
@@ -90,7 +106,10 @@ async fn every_terminal_state_is_counted_once_and_reported_once() {
         .on_task_error({
             let handled = handled.clone();
             move |info: TaskInfo, error: TaskError| {
-                handled.lock().unwrap().push((info.name().to_owned(), error.outcome()));
+                handled
+                    .lock()
+                    .unwrap()
+                    .push((info.name().to_owned(), error.outcome()));
                 async {}
             }
         })
@@ -98,9 +117,25 @@ async fn every_terminal_state_is_counted_once_and_reported_once() {
     let client = TestClient::new(Router::new().layer(errands.layer()), &errands);
     let tasks = errands.tasks();
     tasks.immediate().name("ok").schedule(async {}).unwrap();
-    tasks.immediate().name("ok_result").schedule(async { Ok::<_, std::io::Error>(1) }).unwrap();
-    tasks.immediate().name("fails").schedule(async { Err::<(), _>(std::io::Error::other("boom")) }).unwrap();
-    tasks.immediate().name("panics").schedule(async { if true { panic!("kaboom") } }).unwrap();
+    tasks
+        .immediate()
+        .name("ok_result")
+        .schedule(async { Ok::<_, std::io::Error>(1) })
+        .unwrap();
+    tasks
+        .immediate()
+        .name("fails")
+        .schedule(async { Err::<(), _>(std::io::Error::other("boom")) })
+        .unwrap();
+    tasks
+        .immediate()
+        .name("panics")
+        .schedule(async {
+            if true {
+                panic!("kaboom")
+            }
+        })
+        .unwrap();
     tasks
         .immediate()
         .name("slow")
@@ -111,7 +146,13 @@ async fn every_terminal_state_is_counted_once_and_reported_once() {
 
     let stats = errands.stats();
     assert_eq!(
-        (stats.scheduled, stats.succeeded, stats.failed, stats.panicked, stats.timed_out),
+        (
+            stats.scheduled,
+            stats.succeeded,
+            stats.failed,
+            stats.panicked,
+            stats.timed_out
+        ),
         (5, 2, 1, 1, 1)
     );
     assert_balanced(&errands);
@@ -129,10 +170,18 @@ async fn every_terminal_state_is_counted_once_and_reported_once() {
     let mut reported: Vec<_> = client
         .reports()
         .iter()
-        .map(|r| (r.task.as_ref().unwrap().name().to_owned(), r.outcome.unwrap()))
+        .map(|r| {
+            (
+                r.task.as_ref().unwrap().name().to_owned(),
+                r.outcome.unwrap(),
+            )
+        })
         .collect();
     reported.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(reported, handled, "each non-success is reported exactly once");
+    assert_eq!(
+        reported, handled,
+        "each non-success is reported exactly once"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +206,10 @@ async fn a_tasks_own_on_error_replaces_the_default() {
         })
         .schedule(async { Err::<(), _>("no") })
         .unwrap();
-    errands.tasks().schedule(async { Err::<(), _>("no") }).unwrap();
+    errands
+        .tasks()
+        .schedule(async { Err::<(), _>("no") })
+        .unwrap();
     idle(&errands).await;
     let mut calls = calls.lock().unwrap().clone();
     calls.sort();
@@ -171,17 +223,32 @@ async fn the_accounting_invariant_holds_across_many_mixed_requests() {
         tasks
             .schedule(async move { if fail { Err("boom") } else { Ok(()) } })
             .unwrap();
-        tasks.after_route().schedule(async move { assert!(n % 7 != 0, "panic") }).unwrap();
+        tasks
+            .after_route()
+            .schedule(async move { assert!(n % 7 != 0, "panic") })
+            .unwrap();
         tasks
             .after_response()
-            .on_error(move |_, _| async move { if n % 2 == 0 { Err("handler broke") } else { Ok(()) } })
+            .on_error(move |_, _| async move {
+                if n % 2 == 0 {
+                    Err("handler broke")
+                } else {
+                    Ok(())
+                }
+            })
             .schedule(async move { if n % 3 == 0 { Err("boom") } else { Ok(()) } })
             .unwrap();
         tasks.after_response().always().schedule(async {}).unwrap();
-        if n % 11 == 0 { StatusCode::BAD_REQUEST } else { StatusCode::OK }
+        if n % 11 == 0 {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        }
     }
     let errands = Errands::builder().without_tracing_reporter().build();
-    let app = Router::new().route("/{n}", post(handler)).layer(errands.layer());
+    let app = Router::new()
+        .route("/{n}", post(handler))
+        .layer(errands.layer());
     let client = TestClient::new(app, &errands);
     let requests = (1..=200u32).map(|n| {
         let client = client.clone();
@@ -191,18 +258,29 @@ async fn the_accounting_invariant_holds_across_many_mixed_requests() {
     idle(&errands).await;
 
     // Expected outcomes, computed from the same rules.
-    let (mut succeeded, mut failed, mut panicked, mut skipped, mut handler_failures) = (0, 0, 0, 0, 0);
+    let (mut succeeded, mut failed, mut panicked, mut skipped, mut handler_failures) =
+        (0, 0, 0, 0, 0);
     for n in 1..=200u32 {
-        if n % 5 == 0 { failed += 1 } else { succeeded += 1 }
+        if n % 5 == 0 {
+            failed += 1
+        } else {
+            succeeded += 1
+        }
         succeeded += 1; // the always task
         if n % 11 == 0 {
             skipped += 2;
             continue;
         }
-        if n % 7 == 0 { panicked += 1 } else { succeeded += 1 }
+        if n % 7 == 0 {
+            panicked += 1
+        } else {
+            succeeded += 1
+        }
         if n % 3 == 0 {
             failed += 1;
-            if n % 2 == 0 { handler_failures += 1 }
+            if n % 2 == 0 {
+                handler_failures += 1
+            }
         } else {
             succeeded += 1
         }
@@ -217,12 +295,20 @@ async fn the_accounting_invariant_holds_across_many_mixed_requests() {
     assert_balanced(&errands);
     let reports = client.reports();
     let task_reports = reports.iter().filter(|r| r.origin == Origin::Task).count() as u64;
-    let handler_reports = reports.iter().filter(|r| r.origin == Origin::ErrorHandler).count();
+    let handler_reports = reports
+        .iter()
+        .filter(|r| r.origin == Origin::ErrorHandler)
+        .count();
     assert_eq!(task_reports, failed + panicked + skipped);
     assert_eq!(handler_reports, handler_failures);
     for response in &responses {
         let id = response.request_id().unwrap();
-        assert!(response.reports().iter().all(|r| r.request_id.as_ref() == Some(&id)));
+        assert!(
+            response
+                .reports()
+                .iter()
+                .all(|r| r.request_id.as_ref() == Some(&id))
+        );
     }
 }
 
@@ -230,14 +316,20 @@ async fn the_accounting_invariant_holds_across_many_mixed_requests() {
 async fn scheduling_after_shutdown_is_a_clear_error_and_counts_as_rejected() {
     let errands = Errands::new();
     let app = Router::new()
-        .route("/", post(|tasks: Tasks| async move {
-            tasks.schedule(async {})?;
-            Ok::<_, ScheduleError>("scheduled")
-        }))
+        .route(
+            "/",
+            post(|tasks: Tasks| async move {
+                tasks.schedule(async {})?;
+                Ok::<_, ScheduleError>("scheduled")
+            }),
+        )
         .layer(errands.layer());
     let client = TestClient::new(app, &errands);
     errands.shutdown().await;
-    assert_eq!(errands.tasks().schedule(async {}), Err(ScheduleError::ShuttingDown));
+    assert_eq!(
+        errands.tasks().schedule(async {}),
+        Err(ScheduleError::ShuttingDown)
+    );
     let response = client.post("/").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = response.json();
@@ -251,6 +343,9 @@ async fn scheduling_after_shutdown_is_a_clear_error_and_counts_as_rejected() {
 #[test]
 fn scheduling_outside_a_tokio_runtime_is_a_clear_error() {
     let errands = Errands::new();
-    assert_eq!(errands.tasks().schedule(async {}), Err(ScheduleError::NoRuntime));
+    assert_eq!(
+        errands.tasks().schedule(async {}),
+        Err(ScheduleError::NoRuntime)
+    );
     assert_eq!(errands.stats().rejected, 1);
 }

@@ -95,9 +95,15 @@ async fn shutdown_runs_drain_cancel_wait_then_teardown_in_that_order() {
     probe.reached("report:task:cancelled:report_export").await;
     assert!(!probe.has("teardown"), "teardown waits for shielded tasks");
     // Draining is over: no new tasks.
-    assert_eq!(errands.tasks().schedule(async {}), Err(ScheduleError::ShuttingDown));
+    assert_eq!(
+        errands.tasks().schedule(async {}),
+        Err(ScheduleError::ShuttingDown)
+    );
     probe.open("payment");
-    let summary = tokio::time::timeout(PATIENCE, shutdown).await.unwrap().unwrap();
+    let summary = tokio::time::timeout(PATIENCE, shutdown)
+        .await
+        .unwrap()
+        .unwrap();
 
     assert!(summary.drained && summary.completed, "{summary:?}");
     assert_eq!((summary.cancelled, summary.aborted), (1, 0));
@@ -110,7 +116,11 @@ async fn shutdown_runs_drain_cancel_wait_then_teardown_in_that_order() {
         "teardown",
     ];
     for pair in order.windows(2) {
-        assert!(probe.index(pair[0]) < probe.index(pair[1]), "{pair:?} in {:?}", probe.events());
+        assert!(
+            probe.index(pair[0]) < probe.index(pair[1]),
+            "{pair:?} in {:?}",
+            probe.events()
+        );
     }
     assert!(probe.index("receipt sent") < probe.index("teardown"));
     assert_balanced(&errands);
@@ -135,7 +145,11 @@ async fn shielded_tasks_past_the_deadline_are_aborted_by_name_before_teardown() 
     probe.reached("ledger started").await;
     let started = tokio::time::Instant::now();
     let summary = errands.shutdown().await;
-    assert_eq!(started.elapsed(), Duration::from_secs(10), "aborted exactly at the deadline");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(10),
+        "aborted exactly at the deadline"
+    );
     assert_eq!((summary.completed, summary.aborted), (false, 1));
     assert!(!probe.has("ledger finished"));
     assert!(probe.index("report:task:aborted:settle_ledger") < probe.index("teardown"));
@@ -166,14 +180,22 @@ async fn a_second_signal_skips_to_the_abort() {
     tokio::task::yield_now().await;
     errands.abort();
     let summary = shutdown.await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(600), "did not wait for the deadline");
+    assert!(
+        started.elapsed() < Duration::from_secs(600),
+        "did not wait for the deadline"
+    );
     assert_eq!(summary.aborted, 1);
     assert!(probe.index("report:task:aborted:long_shielded") < probe.index("teardown"));
 }
 
 /// Queues its task first, then waits: a straggler that outlives the drain.
 async fn straggler(State(probe): State<Probe>, tasks: Tasks) -> &'static str {
-    tasks.after_response().name("receipt").shield().schedule(async {}).unwrap();
+    tasks
+        .after_response()
+        .name("receipt")
+        .shield()
+        .schedule(async {})
+        .unwrap();
     probe.hit("request started");
     probe.gate("request").await;
     let late = tasks.schedule(async {});
@@ -213,5 +235,8 @@ async fn shutdown_called_twice_runs_once() {
     let errands = runtime(&probe, PATIENCE);
     let (a, b) = tokio::join!(errands.shutdown(), errands.shutdown());
     assert_eq!(a, b);
-    assert_eq!(probe.events().iter().filter(|e| *e == "teardown").count(), 1);
+    assert_eq!(
+        probe.events().iter().filter(|e| *e == "teardown").count(),
+        1
+    );
 }

@@ -5,13 +5,13 @@ mod common;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 use common::{Probe, assert_balanced, idle, probe_reporter};
 use errands::testing::TestClient;
 use errands::{Errands, Outcome, SkipReason, Tasks};
@@ -29,7 +29,11 @@ struct Ctx {
 fn setup(routes: Router<Ctx>) -> (Ctx, TestClient) {
     let probe = Probe::new();
     let errands = Errands::builder().reporter(probe_reporter(&probe)).build();
-    let ctx = Ctx { probe, errands: errands.clone(), handles: Default::default() };
+    let ctx = Ctx {
+        probe,
+        errands: errands.clone(),
+        handles: Default::default(),
+    };
     let app = routes.with_state(ctx.clone()).layer(errands.layer());
     let client = TestClient::new(app, &errands);
     (ctx, client)
@@ -69,7 +73,10 @@ async fn immediate_task_starts_at_the_call_and_never_delays_the_response() {
 #[tokio::test]
 async fn after_route_starts_after_the_handler_returned_and_before_the_body_is_sent() {
     async fn handler(State(ctx): State<Ctx>, tasks: Tasks) -> Body {
-        tasks.after_route().schedule(mark(&ctx.probe, "after_route ran")).unwrap();
+        tasks
+            .after_route()
+            .schedule(mark(&ctx.probe, "after_route ran"))
+            .unwrap();
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
@@ -95,7 +102,10 @@ async fn after_route_starts_after_the_handler_returned_and_before_the_body_is_se
 #[tokio::test]
 async fn after_response_starts_only_when_the_body_was_handed_over() {
     async fn handler(State(ctx): State<Ctx>, tasks: Tasks) -> Body {
-        tasks.after_response().schedule(mark(&ctx.probe, "after_response ran")).unwrap();
+        tasks
+            .after_response()
+            .schedule(mark(&ctx.probe, "after_response ran"))
+            .unwrap();
         let probe = ctx.probe.clone();
         let chunks = futures_util::stream::iter(["one", "two"]).then(move |chunk| {
             let probe = probe.clone();
@@ -113,12 +123,18 @@ async fn after_response_starts_only_when_the_body_was_handed_over() {
         .route("/", get(handler))
         .with_state(ctx.clone())
         .layer(ctx.errands.layer());
-    let response = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    let response = app
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let mut body = response.into_body();
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(first, "one");
     // Mid-body: the task is still queued.
-    assert_eq!((ctx.errands.stats().pending, ctx.errands.stats().running), (1, 0));
+    assert_eq!(
+        (ctx.errands.stats().pending, ctx.errands.stats().running),
+        (1, 0)
+    );
     assert!(!ctx.probe.has("after_response ran"));
     ctx.probe.open("second chunk");
     let second = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -140,7 +156,10 @@ async fn after_tasks_never_delay_the_response_and_after_response_is_not_held_bac
             .after_route()
             .schedule(async move { probe.reached("after_response ran").await })
             .unwrap();
-        tasks.after_response().schedule(mark(&ctx.probe, "after_response ran")).unwrap();
+        tasks
+            .after_response()
+            .schedule(mark(&ctx.probe, "after_response ran"))
+            .unwrap();
         "done"
     }
     let (ctx, client) = setup(Router::new().route("/", get(handler)));
@@ -153,10 +172,28 @@ async fn after_tasks_never_delay_the_response_and_after_response_is_not_held_bac
 
 async fn schedule_all_modes(ctx: &Ctx, tasks: &Tasks) {
     tasks.schedule(mark(&ctx.probe, "immediate ran")).unwrap();
-    tasks.after_route().name("audit").schedule(mark(&ctx.probe, "audit ran")).unwrap();
-    tasks.after_response().name("email").schedule(mark(&ctx.probe, "email ran")).unwrap();
-    tasks.after_route().name("cleanup").always().schedule(mark(&ctx.probe, "cleanup ran")).unwrap();
-    tasks.after_response().name("metrics").always().schedule(mark(&ctx.probe, "metrics ran")).unwrap();
+    tasks
+        .after_route()
+        .name("audit")
+        .schedule(mark(&ctx.probe, "audit ran"))
+        .unwrap();
+    tasks
+        .after_response()
+        .name("email")
+        .schedule(mark(&ctx.probe, "email ran"))
+        .unwrap();
+    tasks
+        .after_route()
+        .name("cleanup")
+        .always()
+        .schedule(mark(&ctx.probe, "cleanup ran"))
+        .unwrap();
+    tasks
+        .after_response()
+        .name("metrics")
+        .always()
+        .schedule(mark(&ctx.probe, "metrics ran"))
+        .unwrap();
 }
 
 fn assert_skipped_with(client: &TestClient, ctx: &Ctx, reason: SkipReason) {
@@ -191,24 +228,37 @@ async fn error_status_skips_after_tasks_but_not_always_or_immediate_ones() {
     assert_eq!(response.status(), StatusCode::CONFLICT);
     response.settle().await;
     assert_skipped_with(&client, &ctx, SkipReason::ErrorStatus(StatusCode::CONFLICT));
-    assert_eq!(response.reports().len(), 2, "exactly the two skips are reported");
+    assert_eq!(
+        response.reports().len(),
+        2,
+        "exactly the two skips are reported"
+    );
 }
 
 #[tokio::test]
 async fn status_399_is_not_an_error_but_500_is() {
     async fn ok(State(ctx): State<Ctx>, tasks: Tasks) -> StatusCode {
-        tasks.after_response().schedule(mark(&ctx.probe, "ran")).unwrap();
+        tasks
+            .after_response()
+            .schedule(mark(&ctx.probe, "ran"))
+            .unwrap();
         StatusCode::from_u16(399).unwrap()
     }
     async fn err(State(ctx): State<Ctx>, tasks: Tasks) -> StatusCode {
-        tasks.after_response().schedule(mark(&ctx.probe, "never")).unwrap();
+        tasks
+            .after_response()
+            .schedule(mark(&ctx.probe, "never"))
+            .unwrap();
         StatusCode::INTERNAL_SERVER_ERROR
     }
     let (ctx, client) = setup(Router::new().route("/ok", get(ok)).route("/err", get(err)));
     client.get("/ok").await.settle().await;
     client.get("/err").await.settle().await;
     assert!(ctx.probe.has("ran") && !ctx.probe.has("never"));
-    assert_eq!((ctx.errands.stats().succeeded, ctx.errands.stats().skipped), (1, 1));
+    assert_eq!(
+        (ctx.errands.stats().succeeded, ctx.errands.stats().skipped),
+        (1, 1)
+    );
 }
 
 #[tokio::test]
@@ -224,7 +274,11 @@ async fn handler_panic_skips_after_tasks_and_answers_500_without_the_message() {
     assert_eq!(response.json()["code"], "internal_error");
     response.settle().await;
     assert_skipped_with(&client, &ctx, SkipReason::HandlerPanicked);
-    let panics: Vec<_> = response.reports().into_iter().filter(|r| r.origin == errands::Origin::Handler).collect();
+    let panics: Vec<_> = response
+        .reports()
+        .into_iter()
+        .filter(|r| r.origin == errands::Origin::Handler)
+        .collect();
     assert_eq!(panics.len(), 1, "the panic is reported once");
 }
 
@@ -261,8 +315,14 @@ async fn a_handle_that_outlived_its_request_starts_after_tasks_at_once() {
     let response = client.get("/").await;
     response.settle().await;
     let tasks = ctx.handles.lock().unwrap().pop().unwrap();
-    tasks.after_route().schedule(mark(&ctx.probe, "late route")).unwrap();
-    tasks.after_response().schedule(mark(&ctx.probe, "late response")).unwrap();
+    tasks
+        .after_route()
+        .schedule(mark(&ctx.probe, "late route"))
+        .unwrap();
+    tasks
+        .after_response()
+        .schedule(mark(&ctx.probe, "late response"))
+        .unwrap();
     // Late tasks still belong to the request: settle waits for them too.
     response.settle().await;
     assert!(ctx.probe.has("late route") && ctx.probe.has("late response"));
@@ -283,7 +343,10 @@ async fn tasks_work_in_middleware() {
         response
     }
     async fn handler(State(ctx): State<Ctx>, tasks: Tasks) -> &'static str {
-        tasks.after_response().schedule(mark(&ctx.probe, "handler task ran")).unwrap();
+        tasks
+            .after_response()
+            .schedule(mark(&ctx.probe, "handler task ran"))
+            .unwrap();
         "ok"
     }
     let (ctx, _client) = setup(Router::new());
@@ -302,11 +365,17 @@ async fn tasks_work_in_middleware() {
 
 #[tokio::test]
 async fn extractor_without_the_layer_is_a_clear_500_not_a_panic_or_a_drop() {
-    let app = Router::new().route("/", get(|tasks: Tasks| async move {
-        tasks.schedule(async {}).unwrap();
-        "unreachable"
-    }));
-    let response = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    let app = Router::new().route(
+        "/",
+        get(|tasks: Tasks| async move {
+            tasks.schedule(async {}).unwrap();
+            "unreachable"
+        }),
+    );
+    let response = app
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();

@@ -69,7 +69,11 @@ async fn endless(State(ctx): State<Ctx>, tasks: Tasks) -> Body {
 }
 
 async fn stuck(State(ctx): State<Ctx>, tasks: Tasks) -> &'static str {
-    tasks.after_response().name("stuck_after").schedule(async {}).unwrap();
+    tasks
+        .after_response()
+        .name("stuck_after")
+        .schedule(async {})
+        .unwrap();
     ctx.probe.hit("stuck handler waiting");
     ctx.probe.gate("never").await;
     "unreachable"
@@ -90,7 +94,11 @@ async fn talk(ctx: Ctx, tasks: Tasks, mut socket: WebSocket) {
             .schedule(async move { probe.hit(format!("ws task:{label}")) })
             .unwrap();
         ctx.probe.reached(&format!("ws task:{text}")).await;
-        if socket.send(Message::Text(format!("done {text}").into())).await.is_err() {
+        if socket
+            .send(Message::Text(format!("done {text}").into()))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -98,7 +106,10 @@ async fn talk(ctx: Ctx, tasks: Tasks, mut socket: WebSocket) {
 
 async fn start() -> (Ctx, std::net::SocketAddr) {
     let errands = Errands::new();
-    let ctx = Ctx { probe: Probe::new(), errands: errands.clone() };
+    let ctx = Ctx {
+        probe: Probe::new(),
+        errands: errands.clone(),
+    };
     let app = Router::new()
         .route("/json", get(json))
         .route("/empty", get(empty))
@@ -119,7 +130,11 @@ fn client() -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_frame_json_body_counts_as_complete() {
     let (ctx, addr) = start().await;
-    let response = client().get(format!("http://{addr}/json")).send().await.unwrap();
+    let response = client()
+        .get(format!("http://{addr}/json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["id"], 1);
     ctx.probe.reached("json:Some(Complete)").await;
     idle(&ctx.errands).await;
@@ -129,7 +144,11 @@ async fn single_frame_json_body_counts_as_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_body_counts_as_complete() {
     let (ctx, addr) = start().await;
-    let response = client().get(format!("http://{addr}/empty")).send().await.unwrap();
+    let response = client()
+        .get(format!("http://{addr}/empty"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
     ctx.probe.reached("empty:Some(Complete)").await;
 }
@@ -137,7 +156,11 @@ async fn empty_body_counts_as_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_body_releases_the_task_only_after_the_last_chunk() {
     let (ctx, addr) = start().await;
-    let mut response = client().get(format!("http://{addr}/stream")).send().await.unwrap();
+    let mut response = client()
+        .get(format!("http://{addr}/stream"))
+        .send()
+        .await
+        .unwrap();
     let mut received = String::new();
     while !received.contains("chunk1;") {
         let chunk = response.chunk().await.unwrap().unwrap();
@@ -145,7 +168,11 @@ async fn streamed_body_releases_the_task_only_after_the_last_chunk() {
     }
     // Two chunks are at the client; the last one is held back: the task has not started.
     let stats = ctx.errands.stats();
-    assert_eq!((stats.pending, stats.running, stats.succeeded), (1, 0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.pending, stats.running, stats.succeeded),
+        (1, 0, 0),
+        "{stats:?}"
+    );
     ctx.probe.open("last chunk");
     while let Some(chunk) = response.chunk().await.unwrap() {
         received.push_str(std::str::from_utf8(&chunk).unwrap());
@@ -164,7 +191,11 @@ async fn client_disconnecting_mid_body_still_runs_after_response_as_interrupted(
         .unwrap();
     let mut buf = vec![0; 16 * 1024];
     let read = socket.read(&mut buf).await.unwrap();
-    assert!(std::str::from_utf8(&buf[..read]).unwrap_or("").starts_with("HTTP/1.1 200"));
+    assert!(
+        std::str::from_utf8(&buf[..read])
+            .unwrap_or("")
+            .starts_with("HTTP/1.1 200")
+    );
     drop(socket);
     // The handler completed, so the after_response task runs; the body never finished.
     ctx.probe.reached("endless:Some(Interrupted)").await;
@@ -176,8 +207,13 @@ async fn client_disconnecting_mid_body_still_runs_after_response_as_interrupted(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_disconnecting_before_the_handler_completed_skips_after_tasks() {
     let probe_reports = Probe::new();
-    let errands = Errands::builder().reporter(common::probe_reporter(&probe_reports)).build();
-    let ctx = Ctx { probe: Probe::new(), errands: errands.clone() };
+    let errands = Errands::builder()
+        .reporter(common::probe_reporter(&probe_reports))
+        .build();
+    let ctx = Ctx {
+        probe: Probe::new(),
+        errands: errands.clone(),
+    };
     let app = Router::new()
         .route("/stuck", get(stuck))
         .with_state(ctx.clone())
@@ -190,7 +226,9 @@ async fn client_disconnecting_before_the_handler_completed_skips_after_tasks() {
         .unwrap();
     ctx.probe.reached("stuck handler waiting").await;
     drop(socket);
-    probe_reports.reached("report:task:skipped:stuck_after").await;
+    probe_reports
+        .reached("report:task:skipped:stuck_after")
+        .await;
     idle(&errands).await;
     assert_eq!(errands.stats().skipped, 1);
 }

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
-use super::{ErrorHandler, Field, Pending, Prepared, TaskError, TaskId, TaskInfo, TaskMeta, TaskResult, Timing, name};
+use super::{
+    ErrorHandler, Field, Pending, Prepared, TaskError, TaskId, TaskInfo, TaskMeta, TaskResult,
+    Timing, name,
+};
 use crate::errors::ScheduleError;
 use crate::tasks::Tasks;
 

@@ -8,7 +8,8 @@ use futures_util::future::BoxFuture;
 
 use super::{TaskError, TaskInfo, TaskResult};
 
-type HandlerFn = dyn Fn(TaskInfo, TaskError) -> BoxFuture<'static, Result<(), TaskError>> + Send + Sync;
+type HandlerFn =
+    dyn Fn(TaskInfo, TaskError) -> BoxFuture<'static, Result<(), TaskError>> + Send + Sync;
 
 /// A handler that runs when a task ends `failed`, `panicked` or `timed_out`, with the task's
 /// [`TaskInfo`] and the original [`TaskError`].
@@ -48,7 +49,11 @@ impl ErrorHandler {
         }))
     }
 
-    pub(crate) fn call(&self, info: TaskInfo, error: TaskError) -> BoxFuture<'static, Result<(), TaskError>> {
+    pub(crate) fn call(
+        &self,
+        info: TaskInfo,
+        error: TaskError,
+    ) -> BoxFuture<'static, Result<(), TaskError>> {
         (self.0)(info, error)
     }
 }

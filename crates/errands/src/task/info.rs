@@ -141,7 +141,11 @@ impl TaskInfo {
 
     /// The value of one context field.
     pub fn field(&self, key: &str) -> Option<&serde_json::Value> {
-        self.meta.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.meta
+            .fields
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
     }
 
     /// The id of the request that scheduled the task; `None` for tasks scheduled outside a request.
@@ -161,12 +165,18 @@ impl TaskInfo {
 
     /// The status of the response of the request, once the handler has returned it.
     pub fn response_status(&self) -> Option<StatusCode> {
-        self.meta.request.as_deref().and_then(|r| r.status.get().copied())
+        self.meta
+            .request
+            .as_deref()
+            .and_then(|r| r.status.get().copied())
     }
 
     /// Whether the response body reached the server completely, once the response is over.
     pub fn delivery(&self) -> Option<Delivery> {
-        self.meta.request.as_deref().and_then(|r| r.delivery.get().copied())
+        self.meta
+            .request
+            .as_deref()
+            .and_then(|r| r.delivery.get().copied())
     }
 }
 

@@ -9,7 +9,7 @@ mod run;
 
 pub use builder::TaskBuilder;
 pub use handler::ErrorHandler;
-pub use info::{Field, TaskId, TaskInfo, Timing};
 pub(crate) use info::TaskMeta;
+pub use info::{Field, TaskId, TaskInfo, Timing};
 pub use outcome::{BoxError, Outcome, SkipReason, TaskError, TaskResult};
 pub(crate) use run::{Pending, Prepared};

@@ -111,7 +111,14 @@ where
     F::Output: TaskResult,
 {
     async fn run(self) {
-        let Prepared { rt, handle: _, info, future, on_error, timeout } = self;
+        let Prepared {
+            rt,
+            handle: _,
+            info,
+            future,
+            on_error,
+            timeout,
+        } = self;
         let body = info.clone().scope(guarded(future, timeout));
         let result = tokio::select! {
             biased;

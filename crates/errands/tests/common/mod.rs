@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use errands::{ErrorReport, Errands};
+use errands::{Errands, ErrorReport};
 use tokio::sync::Notify;
 
 /// How long a test waits for an event before failing; generous, and never reached when
@@ -47,7 +47,12 @@ impl Probe {
         self.events()
             .iter()
             .position(|e| e == event)
-            .unwrap_or_else(|| panic!("event {event:?} never happened; events: {:?}", self.events()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "event {event:?} never happened; events: {:?}",
+                    self.events()
+                )
+            })
     }
 
     /// Waits until `event` happened.
@@ -64,7 +69,10 @@ impl Probe {
             }
         };
         if tokio::time::timeout(PATIENCE, wait).await.is_err() {
-            panic!("event {event:?} did not happen; events: {:?}", self.events());
+            panic!(
+                "event {event:?} did not happen; events: {:?}",
+                self.events()
+            );
         }
     }
 
