@@ -78,6 +78,17 @@ impl Demo {
         }
     }
 
+    /// Accepts a payment whose shielded task works `query`, and waits until it started.
+    async fn pay(&mut self, query: &str) {
+        let response = http()
+            .post(self.url(&format!("/payments?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        self.wait_for("payment started").await;
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -135,13 +146,7 @@ fn http() -> reqwest::Client {
 async fn sigterm_drains_cancels_unshielded_finishes_shielded_then_tears_down() {
     let mut demo = Demo::start(&[]).await;
     let client = http();
-    let payment = client
-        .post(demo.url("/payments?work_ms=3000"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(payment.status(), 200);
-    demo.wait_for("payment started").await;
+    demo.pay("work_ms=3000").await;
     let export = client
         .post(demo.url("/exports?work_ms=600000"))
         .send()
@@ -177,13 +182,7 @@ async fn sigterm_drains_cancels_unshielded_finishes_shielded_then_tears_down() {
 #[tokio::test]
 async fn sigterm_aborts_shielded_tasks_at_the_deadline_and_reports_them_by_name() {
     let mut demo = Demo::start(&["--shutdown-deadline-ms", "300"]).await;
-    let payment = http()
-        .post(demo.url("/payments?work_ms=600000"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(payment.status(), 200);
-    demo.wait_for("payment started").await;
+    demo.pay("work_ms=600000").await;
     demo.signal("-TERM");
     let status = demo.finish().await;
     assert!(status.success(), "clean exit: {status:?}");
@@ -200,13 +199,7 @@ async fn sigterm_aborts_shielded_tasks_at_the_deadline_and_reports_them_by_name(
 async fn a_second_sigterm_skips_to_the_abort() {
     // A deadline far beyond the test's patience: only the second signal can end this.
     let mut demo = Demo::start(&["--shutdown-deadline-ms", "3600000"]).await;
-    let payment = http()
-        .post(demo.url("/payments?work_ms=3600000"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(payment.status(), 200);
-    demo.wait_for("payment started").await;
+    demo.pay("work_ms=3600000").await;
     demo.signal("-TERM");
     demo.wait_for("shutdown: cancelling unshielded tasks").await;
     demo.signal("-TERM");
@@ -222,13 +215,7 @@ async fn a_second_sigterm_skips_to_the_abort() {
 #[tokio::test]
 async fn sigint_works_like_sigterm_and_a_failing_shielded_task_runs_its_on_error_first() {
     let mut demo = Demo::start(&[]).await;
-    let payment = http()
-        .post(demo.url("/payments?work_ms=500&fail=true"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(payment.status(), 200);
-    demo.wait_for("payment started").await;
+    demo.pay("work_ms=500&fail=true").await;
     demo.signal("-INT");
     let status = demo.finish().await;
     assert!(status.success(), "clean exit: {status:?}");

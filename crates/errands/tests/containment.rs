@@ -22,11 +22,7 @@ async fn failing_and_panicking_tasks_affect_neither_siblings_nor_later_requests(
         tasks
             .after_route()
             .name("panics")
-            .schedule(async {
-                if true {
-                    panic!("kaboom")
-                }
-            })
+            .schedule(common::panics())
             .unwrap();
         tasks
             .after_response()

@@ -130,11 +130,7 @@ async fn every_terminal_state_is_counted_once_and_reported_once() {
     tasks
         .immediate()
         .name("panics")
-        .schedule(async {
-            if true {
-                panic!("kaboom")
-            }
-        })
+        .schedule(common::panics())
         .unwrap();
     tasks
         .immediate()

@@ -108,6 +108,11 @@ pub fn probe_reporter(probe: &Probe) -> impl Fn(&ErrorReport) + Send + Sync + 's
     }
 }
 
+/// A task body that panics.
+pub async fn panics() {
+    panic!("kaboom")
+}
+
 /// Waits for the runtime to be idle, failing the test instead of hanging.
 pub async fn idle(errands: &Errands) {
     tokio::time::timeout(PATIENCE, errands.idle())
