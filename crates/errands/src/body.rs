@@ -19,7 +19,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::report::{ErrorReport, Origin};
 use crate::request::{Delivery, RequestScope};
-use crate::task::{BoxError, TaskError};
+use crate::task::BoxError;
 
 /// Keeps a request in flight until its response is over, then releases its batches.
 ///
@@ -55,6 +55,8 @@ pin_project! {
         #[pin]
         inner: B,
         guard: RequestGuard,
+        // Set after the inner body panicked: it is never polled again.
+        broken: bool,
     }
 }
 
@@ -65,7 +67,11 @@ impl<B: Body> CompletionBody<B> {
         } else {
             Delivery::Interrupted
         });
-        CompletionBody { inner, guard }
+        CompletionBody {
+            inner,
+            guard,
+            broken: false,
+        }
     }
 }
 
@@ -82,11 +88,17 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
+        if *this.broken {
+            return Poll::Ready(None);
+        }
         let polled =
             std::panic::catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll_frame(cx)));
         let frame = match polled {
             Ok(frame) => frame,
-            Err(panic) => return Poll::Ready(Some(Err(body_panicked(&this.guard.scope, panic)))),
+            Err(panic) => {
+                *this.broken = true;
+                return Poll::Ready(Some(Err(body_panicked(&this.guard.scope, panic))));
+            }
         };
         let complete = match &frame {
             Poll::Ready(None) => true,
@@ -100,7 +112,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.broken || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -111,11 +123,10 @@ where
 /// Reports a panic raised while producing the body; the connection is then closed by the
 /// server, since the status line is already sent.
 fn body_panicked(scope: &RequestScope, panic: Box<dyn std::any::Any + Send>) -> BoxError {
-    let error = TaskError::from_panic(panic);
     scope.rt.report(
         ErrorReport::new(Origin::Handler)
             .message("response body panicked while streaming")
-            .error(&error)
+            .panic(panic)
             .request(scope),
     );
     "response body panicked".into()

@@ -28,7 +28,7 @@ use crate::errors::PublicError;
 use crate::report::{ErrorReport, Origin};
 use crate::request::{RequestId, RequestScope};
 use crate::runtime::Inner;
-use crate::task::{BoxError, SkipReason, TaskError};
+use crate::task::{BoxError, SkipReason};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -190,11 +190,10 @@ fn internal_error() -> PublicError {
 }
 
 fn report_handler_panic(scope: &RequestScope, panic: Box<dyn std::any::Any + Send>) {
-    let error = TaskError::from_panic(panic);
     scope.rt.report(
         ErrorReport::new(Origin::Handler)
             .message("handler panicked")
-            .error(&error)
+            .panic(panic)
             .request(scope),
     );
 }

@@ -161,6 +161,15 @@ impl ErrorReport {
         self
     }
 
+    /// Sets the chain to a panic's message.
+    pub(crate) fn panic(mut self, payload: Box<dyn std::any::Any + Send>) -> Self {
+        self.chain = vec![ErrorLink {
+            type_name: None,
+            message: crate::task::panic_message(payload),
+        }];
+        self
+    }
+
     /// The severity: `ERROR` for failures, panics, timeouts, aborts and broken handlers,
     /// `WARN` for cancellations, `INFO` for skipped tasks.
     pub fn level(&self) -> Level {

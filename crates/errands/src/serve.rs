@@ -54,7 +54,15 @@ impl Errands {
         let summary = match stopped_on_its_own {
             None => {
                 let server_done = async move {
-                    let _ = server.await;
+                    match server.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => {
+                            tracing::error!(target: "errands", %error, "server failed while draining")
+                        }
+                        Err(error) => {
+                            tracing::error!(target: "errands", %error, "server task failed while draining")
+                        }
+                    }
                 };
                 self.shutdown_with(Some(server_done.boxed())).await
             }

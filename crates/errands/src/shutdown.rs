@@ -16,6 +16,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -71,6 +72,10 @@ impl Errands {
     /// Runs the shutdown sequence (see the [module docs](crate::shutdown)) and returns what it
     /// did. Calling it again, or concurrently, waits for the same single run.
     ///
+    /// Await it from `main` (or whatever owns the server), not from a handler or a task: the
+    /// sequence waits for those to finish. From inside them, call
+    /// [`begin_shutdown`](Errands::begin_shutdown) instead.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let errands = errands::Errands::new();
@@ -114,6 +119,9 @@ async fn run(rt: Arc<Inner>, server: Option<BoxFuture<'static, ()>>) -> Shutdown
     }
 
     rt.close();
+    // Pairs with the fence in `Pending::start`: a task starting now is either seen by the
+    // wait below or sees the runtime closed.
+    fence(Ordering::SeqCst);
     tracing::info!(target: "errands", tasks_running = rt.tasks.len(), "shutdown: cancelling unshielded tasks, waiting for shielded tasks");
     rt.cancel.cancel();
     let completed = tokio::select! {

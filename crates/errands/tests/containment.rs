@@ -5,6 +5,8 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
+use futures_util::StreamExt;
+
 use axum::Router;
 use axum::routing::get;
 use common::{Probe, assert_balanced, idle, probe_reporter};
@@ -197,4 +199,104 @@ async fn a_failing_teardown_hook_is_reported_and_the_next_one_still_runs() {
         .filter(|e| e.starts_with("report:teardown"))
         .count();
     assert_eq!(teardown_reports, 2);
+}
+
+#[test]
+fn a_task_dropped_with_the_tokio_runtime_is_still_counted_and_reported() {
+    let probe = Probe::new();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .reporter(probe_reporter(&probe))
+        .build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        errands
+            .tasks()
+            .immediate()
+            .name("never_finishes")
+            .schedule(std::future::pending::<()>())
+            .unwrap();
+        tokio::task::yield_now().await;
+    });
+    drop(runtime);
+    assert!(
+        probe.has("report:task:aborted:never_finishes"),
+        "{:?}",
+        probe.events()
+    );
+    assert_eq!(errands.stats().aborted, 1);
+    assert_balanced(&errands);
+}
+
+/// A value whose `Drop` panics, owned by a task's future.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("drop bug");
+    }
+}
+
+#[tokio::test]
+async fn a_skipped_future_that_panics_when_dropped_does_not_lose_its_batch() {
+    async fn handler(tasks: Tasks) -> axum::http::StatusCode {
+        for name in ["first", "second", "third"] {
+            let bomb = PanicsOnDrop;
+            tasks
+                .after_response()
+                .name(name)
+                .schedule(async move {
+                    let _bomb = bomb;
+                })
+                .unwrap();
+        }
+        axum::http::StatusCode::BAD_REQUEST
+    }
+    let errands = Errands::builder().without_tracing_reporter().build();
+    let app = Router::new()
+        .route("/", get(handler))
+        .layer(errands.layer());
+    let client = TestClient::new(app, &errands);
+    let response = client.get("/").await;
+    assert_eq!(response.status(), 400);
+    response.settle().await;
+    assert_eq!(response.reports().len(), 3);
+    assert_eq!(errands.stats().skipped, 3);
+    assert_balanced(&errands);
+}
+
+#[tokio::test]
+async fn a_panic_while_streaming_the_body_is_reported_once_and_after_response_still_runs() {
+    async fn handler(tasks: Tasks) -> axum::body::Body {
+        tasks
+            .after_response()
+            .name("receipt")
+            .schedule(async {})
+            .unwrap();
+        let chunks = futures_util::stream::iter([Ok::<_, std::convert::Infallible>("a"), Ok("b")])
+            .map(|chunk| {
+                if chunk == Ok("b") {
+                    panic!("secret streaming detail");
+                }
+                chunk
+            });
+        axum::body::Body::from_stream(chunks)
+    }
+    let errands = Errands::builder().without_tracing_reporter().build();
+    let app = Router::new()
+        .route("/", get(handler))
+        .layer(errands.layer());
+    let client = TestClient::new(app, &errands);
+    let response = client.get("/").await;
+    response.settle().await;
+    let reports = response.reports();
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    assert_eq!(reports[0].origin, Origin::Handler);
+    assert_eq!(reports[0].chain_text(), "secret streaming detail");
+    assert!(!response.text().contains("secret"));
+    // The handler completed: the after_response task ran, knowing the body was cut short.
+    assert_eq!(errands.stats().succeeded, 1);
+    assert_balanced(&errands);
 }

@@ -280,6 +280,8 @@ async fn handler_panic_skips_after_tasks_and_answers_500_without_the_message() {
         .filter(|r| r.origin == errands::Origin::Handler)
         .collect();
     assert_eq!(panics.len(), 1, "the panic is reported once");
+    assert_eq!(panics[0].chain_text(), "secret internal detail");
+    assert_eq!(panics[0].status, Some(StatusCode::INTERNAL_SERVER_ERROR));
 }
 
 #[tokio::test]

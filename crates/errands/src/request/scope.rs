@@ -198,12 +198,11 @@ impl RequestScope {
     }
 
     /// Starts the tasks of a batch, or skips them with `reason` (`always` tasks still start).
+    /// A task due after shutdown closed the runtime is skipped by `start` itself.
     fn release(&self, batch: Vec<Box<dyn Pending>>, reason: Option<SkipReason>) {
-        let closed = self.rt.is_closed();
         for task in batch {
             self.rt.counters.pending_removed();
             match reason {
-                _ if closed => task.skip_boxed(SkipReason::ShuttingDown),
                 None => task.start_boxed(),
                 Some(_) if task.info().is_always() => task.start_boxed(),
                 Some(reason) => task.skip_boxed(reason),

@@ -154,14 +154,9 @@ impl TaskError {
     }
 
     pub(crate) fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
-        let message = match payload.downcast::<String>() {
-            Ok(s) => *s,
-            Err(payload) => match payload.downcast::<&'static str>() {
-                Ok(s) => (*s).to_owned(),
-                Err(_) => "(non-string panic payload)".to_owned(),
-            },
-        };
-        TaskError::Panicked { message }
+        TaskError::Panicked {
+            message: panic_message(payload),
+        }
     }
 }
 
@@ -181,5 +176,16 @@ impl TaskResult for () {
 impl<T: Send + 'static, E: Into<BoxError> + Send + 'static> TaskResult for Result<T, E> {
     fn into_task_result(self) -> Result<(), TaskError> {
         self.map(drop).map_err(TaskError::from_error)
+    }
+}
+
+/// The text of a panic payload (`panic!` with a message gives a `String` or a `&str`).
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_owned(),
+            Err(_) => "(non-string panic payload)".to_owned(),
+        },
     }
 }

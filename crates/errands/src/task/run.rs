@@ -13,6 +13,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -60,9 +61,15 @@ where
     }
 
     fn start(self) {
+        let runtime_token = self.rt.tasks.token();
+        // Pairs with the fence in shutdown: either shutdown's wait sees this task, or this
+        // task sees that the runtime closed and is skipped instead of outliving teardown.
+        fence(Ordering::SeqCst);
+        if self.rt.is_closed() {
+            return self.skip(SkipReason::ShuttingDown);
+        }
         self.rt.counters.started();
         let request_token = self.info.meta.request.as_ref().map(|r| r.tracker.token());
-        let runtime_token = self.rt.tasks.token();
         let span = tracing::info_span!(
             target: "errands",
             "task",
@@ -82,12 +89,18 @@ where
     }
 
     fn skip(self, reason: SkipReason) {
-        self.rt.report(
-            ErrorReport::task(&self.info, Outcome::Skipped)
+        let Prepared {
+            rt, info, future, ..
+        } = self;
+        rt.report(
+            ErrorReport::task(&info, Outcome::Skipped)
                 .message(format!("task skipped: {reason}"))
                 .skip_reason(reason),
         );
-        self.finish(Outcome::Skipped);
+        finish(&rt, &info, Outcome::Skipped);
+        // The future never runs; a panicking `Drop` in it must not escape into the caller,
+        // which may be releasing the rest of a batch.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(future)));
     }
 
     fn start_boxed(self: Box<Self>) {
@@ -119,6 +132,7 @@ where
             on_error,
             timeout,
         } = self;
+        let mut finished = Unfinished::new(&rt, &info);
         let body = info.clone().scope(guarded(future, timeout));
         let result = tokio::select! {
             biased;
@@ -157,20 +171,46 @@ where
                 outcome
             }
         };
-        Prepared::<()>::finish_with(&rt, &info, outcome);
-    }
-
-    fn finish(&self, outcome: Outcome) {
-        Prepared::<()>::finish_with(&self.rt, &self.info, outcome);
+        finished.outcome = Some(outcome);
     }
 }
 
-impl Prepared<()> {
-    fn finish_with(rt: &Inner, info: &TaskInfo, outcome: Outcome) {
-        rt.counters.finished(outcome);
-        if let Some(request) = &info.meta.request {
-            request.task_ended(info.id());
+/// Counts a started task's outcome when it is dropped, so a task can never vanish uncounted:
+/// if `run` did not get to set the outcome (the tokio runtime dropped the task, or user code
+/// panicked while being dropped), the task is reported and counted `aborted`.
+struct Unfinished<'a> {
+    rt: &'a Inner,
+    info: &'a TaskInfo,
+    outcome: Option<Outcome>,
+}
+
+impl<'a> Unfinished<'a> {
+    fn new(rt: &'a Inner, info: &'a TaskInfo) -> Self {
+        Unfinished {
+            rt,
+            info,
+            outcome: None,
         }
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        let outcome = self.outcome.unwrap_or_else(|| {
+            self.rt
+                .report(ErrorReport::task(self.info, Outcome::Aborted).message(
+                "task dropped before it finished (runtime shut down, or a panic while dropping it)",
+            ));
+            Outcome::Aborted
+        });
+        finish(self.rt, self.info, outcome);
+    }
+}
+
+fn finish(rt: &Inner, info: &TaskInfo, outcome: Outcome) {
+    rt.counters.finished(outcome);
+    if let Some(request) = &info.meta.request {
+        request.task_ended(info.id());
     }
 }
 
@@ -180,7 +220,7 @@ where
     F: Future,
     F::Output: TaskResult,
 {
-    let caught = AssertUnwindSafe(future).catch_unwind();
+    let caught = AssertUnwindSafe(future.map(TaskResult::into_task_result)).catch_unwind();
     let result = match timeout {
         Some(limit) => match tokio::time::timeout(limit, caught).await {
             Ok(result) => result,
@@ -188,10 +228,7 @@ where
         },
         None => caught.await,
     };
-    match result {
-        Ok(output) => output.into_task_result(),
-        Err(panic) => Err(TaskError::from_panic(panic)),
-    }
+    result.unwrap_or_else(|panic| Err(TaskError::from_panic(panic)))
 }
 
 /// Runs an `on_error` handler, contained: its failure, panic or abort is reported once.
