@@ -29,6 +29,7 @@ use crate::report::{ErrorReport, Origin};
 use crate::request::{RequestId, RequestScope};
 use crate::runtime::Inner;
 use crate::task::{BoxError, SkipReason};
+use crate::testing::WorkSlot;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -94,6 +95,9 @@ where
             method = %request.method(),
             route = scope.route(),
         );
+        if let Some(slot) = request.extensions().get::<WorkSlot>() {
+            slot.fill(&scope);
+        }
         request.extensions_mut().insert(id);
         request.extensions_mut().insert(scope.clone());
         let guard = RequestGuard::new(scope);
@@ -175,9 +179,6 @@ where
     response
         .headers_mut()
         .insert(X_REQUEST_ID, scope.id.header_value());
-    response
-        .extensions_mut()
-        .insert(crate::testing::RequestWork(scope));
     response.map(|body| Body::new(CompletionBody::new(body, guard)))
 }
 

@@ -26,7 +26,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -41,9 +41,16 @@ use crate::request::{RequestId, RequestScope};
 use crate::runtime::Errands;
 use crate::stats::Stats;
 
-/// The request's scope, carried in response extensions so tests can wait for its work.
-#[derive(Clone)]
-pub(crate) struct RequestWork(pub(crate) Arc<RequestScope>);
+/// Put in a test request's extensions; the layer fills it with the request's scope, so only
+/// test requests pay for it.
+#[derive(Clone, Default)]
+pub(crate) struct WorkSlot(Arc<OnceLock<Arc<RequestScope>>>);
+
+impl WorkSlot {
+    pub(crate) fn fill(&self, scope: &Arc<RequestScope>) {
+        let _ = self.0.set(scope.clone());
+    }
+}
 
 /// An in-process client for a router that includes [`Errands::layer`].
 ///
@@ -93,7 +100,9 @@ impl TestClient {
     }
 
     /// Sends any request and reads the whole response body, as a server would hand it over.
-    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+    pub async fn send(&self, mut request: Request<Body>) -> TestResponse {
+        let slot = WorkSlot::default();
+        request.extensions_mut().insert(slot.clone());
         let response = match self.app.clone().oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
@@ -108,7 +117,7 @@ impl TestClient {
             status: parts.status,
             headers: parts.headers,
             body,
-            work: parts.extensions.get::<RequestWork>().map(|w| w.0.clone()),
+            work: slot.0.get().cloned(),
             errands: self.errands.clone(),
             settle_timeout: self.settle_timeout,
         }
