@@ -5,10 +5,11 @@
 //! 1. `call`: take or make the request id, open the request's [`RequestScope`], put both in
 //!    the request extensions, and enter the request's tracing span.
 //! 2. `ResponseFuture::poll`: run the inner service with panics caught. When it returns, the
-//!    scope learns the status and releases (or skips) the `after_route` batch; a panic
-//!    becomes a `500 internal_error` response and is reported once.
-//! 3. `finish`: render errands' own error bodies with the request id, echo the id in the
-//!    `x-request-id` header, and wrap the body so its drop releases the `after_response` batch.
+//!    error pipeline ([`errors::respond`]) renders and reports error responses; a panic
+//!    becomes a `500 internal_error` response, reported once. Then the scope learns the final
+//!    status and releases (or skips) the `after_route` batch.
+//! 3. `finish`: echo the id in the `x-request-id` header, and wrap the body so that its drop
+//!    releases the `after_response` batch.
 
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -24,8 +25,7 @@ use tower::Layer;
 use tower::Service;
 
 use crate::body::{CompletionBody, RequestGuard};
-use crate::errors::PublicError;
-use crate::report::{ErrorReport, Origin};
+use crate::errors;
 use crate::request::{RequestId, RequestScope};
 use crate::runtime::Inner;
 use crate::task::{BoxError, SkipReason};
@@ -144,6 +144,8 @@ where
         let scope = guard.scope.clone();
         match result {
             Ok(Ok(response)) => {
+                // Error mappers may attach tasks here: the batch is still open.
+                let response = errors::respond(response, &scope);
                 let status = response.status();
                 let skip = (status.as_u16() >= 400).then_some(SkipReason::ErrorStatus(status));
                 scope.route_finished(status, skip);
@@ -157,44 +159,17 @@ where
                 Poll::Ready(Err(error))
             }
             Err(panic) => {
-                let status = StatusCode::INTERNAL_SERVER_ERROR;
-                scope.route_finished(status, Some(SkipReason::HandlerPanicked));
-                report_handler_panic(&scope, panic);
-                Poll::Ready(Ok(finish(internal_error().render(Some(&scope.id)), guard)))
+                let response = errors::respond_to_panic(&scope, panic);
+                scope.route_finished(response.status(), Some(SkipReason::HandlerPanicked));
+                Poll::Ready(Ok(finish(response, guard)))
             }
         }
     }
 }
 
-fn finish<B>(response: Response<B>, guard: RequestGuard) -> Response<Body>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let scope = guard.scope.clone();
-    let mut response = match response.extensions().get::<PublicError>() {
-        Some(public) => public.render(Some(&scope.id)),
-        None => response.map(Body::new),
-    };
+fn finish(mut response: Response<Body>, guard: RequestGuard) -> Response<Body> {
     response
         .headers_mut()
-        .insert(X_REQUEST_ID, scope.id.header_value());
+        .insert(X_REQUEST_ID, guard.scope.id.header_value());
     response.map(|body| Body::new(CompletionBody::new(body, guard)))
-}
-
-fn internal_error() -> PublicError {
-    PublicError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "internal_error",
-        message: "Internal server error.",
-    }
-}
-
-fn report_handler_panic(scope: &RequestScope, panic: Box<dyn std::any::Any + Send>) {
-    scope.rt.report(
-        ErrorReport::new(Origin::Handler)
-            .message("handler panicked")
-            .panic(panic)
-            .request(scope),
-    );
 }

@@ -50,6 +50,7 @@
 
 mod body;
 mod errors;
+pub mod extract;
 mod layer;
 mod report;
 mod request;
@@ -64,7 +65,10 @@ pub mod testing;
 #[doc = include_str!("docs/semantics.md")]
 pub mod semantics {}
 
-pub use errors::{ScheduleError, TasksUnavailable};
+pub use errors::{
+    ApiError, Error, ErrorContext, Format, Result, ScheduleError, TasksUnavailable, ValidationError,
+    Violation,
+};
 pub use layer::{ErrandsLayer, ErrandsService, ResponseFuture};
 pub use report::{ErrorLink, ErrorReport, Origin, Reporter, TracingReporter};
 pub use request::Delivery;

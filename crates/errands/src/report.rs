@@ -15,8 +15,11 @@ use crate::task::{Outcome, SkipReason, TaskError, TaskInfo};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Origin {
-    /// A request handler (for example a panic).
+    /// A request handler: an error it returned, an error status, or a panic.
     Handler,
+    /// The request was rejected before or instead of a handler: invalid input, unknown route,
+    /// wrong method, unsupported media type, body too large.
+    Rejection,
     /// A background task: failed, panicked, timed out, cancelled, aborted or skipped.
     Task,
     /// A task's `on_error` handler failed, panicked or was aborted.
@@ -28,10 +31,12 @@ pub enum Origin {
 }
 
 impl Origin {
-    /// The stable name used in logs: `handler`, `task`, `error_handler`, `teardown`, `runtime`.
+    /// The stable name used in logs: `handler`, `rejection`, `task`, `error_handler`,
+    /// `teardown`, `runtime`.
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Handler => "handler",
+            Origin::Rejection => "rejection",
             Origin::Task => "task",
             Origin::ErrorHandler => "error_handler",
             Origin::Teardown => "teardown",
@@ -47,6 +52,28 @@ pub struct ErrorLink {
     pub type_name: Option<&'static str>,
     /// The error's `Display` text.
     pub message: String,
+}
+
+impl ErrorLink {
+    /// The links of `error` and its sources; the outermost one's type name may be known.
+    pub(crate) fn chain(
+        error: &(dyn std::error::Error + 'static),
+        type_name: Option<&'static str>,
+    ) -> Vec<ErrorLink> {
+        let mut chain = vec![ErrorLink {
+            type_name,
+            message: error.to_string(),
+        }];
+        let mut next = error.source();
+        while let Some(source) = next {
+            chain.push(ErrorLink {
+                type_name: None,
+                message: source.to_string(),
+            });
+            next = source.source();
+        }
+        chain
+    }
 }
 
 /// One reported error, given to every [`Reporter`].
@@ -77,6 +104,8 @@ pub struct ErrorReport {
     pub route: Option<String>,
     /// The response status, where one was sent.
     pub status: Option<StatusCode>,
+    /// The stable error code sent in the body, for errors rendered by the pipeline.
+    pub code: Option<String>,
 }
 
 impl ErrorReport {
@@ -93,6 +122,7 @@ impl ErrorReport {
             method: None,
             route: None,
             status: None,
+            code: None,
         }
     }
 
@@ -138,25 +168,8 @@ impl ErrorReport {
 
     pub(crate) fn error(mut self, error: &TaskError) -> Self {
         self.chain = match error {
-            TaskError::Failed { error, type_name } => {
-                let mut chain = vec![ErrorLink {
-                    type_name: Some(type_name),
-                    message: error.to_string(),
-                }];
-                let mut next = error.source();
-                while let Some(source) = next {
-                    chain.push(ErrorLink {
-                        type_name: None,
-                        message: source.to_string(),
-                    });
-                    next = source.source();
-                }
-                chain
-            }
-            other => vec![ErrorLink {
-                type_name: None,
-                message: other.to_string(),
-            }],
+            TaskError::Failed { error, type_name } => ErrorLink::chain(&**error, Some(type_name)),
+            other => ErrorLink::chain(other, None),
         };
         self
     }
@@ -170,12 +183,18 @@ impl ErrorReport {
         self
     }
 
-    /// The severity: `ERROR` for failures, panics, timeouts, aborts and broken handlers,
-    /// `WARN` for cancellations, `INFO` for skipped tasks.
+    /// The severity: `ERROR` for 5xx responses, task failures, panics, timeouts, aborts and
+    /// broken handlers; `WARN` for cancellations; `INFO` for client errors (4xx) and skipped
+    /// tasks.
     pub fn level(&self) -> Level {
         match (self.origin, self.outcome) {
             (Origin::Task, Some(Outcome::Skipped)) => Level::INFO,
             (Origin::Task, Some(Outcome::Cancelled)) => Level::WARN,
+            (Origin::Handler | Origin::Rejection, _)
+                if self.status.is_some_and(|s| s.is_client_error()) =>
+            {
+                Level::INFO
+            }
             _ => Level::ERROR,
         }
     }
@@ -260,6 +279,7 @@ impl Reporter for TracingReporter {
             method = r.method.as_ref().map(Method::as_str),
             route = r.route.as_deref(),
             status = r.status.map(|s| s.as_u16()),
+            code = r.code.as_deref(),
             skip_reason = r.skip_reason.map(tracing::field::display),
             error = (!r.chain.is_empty()).then(|| r.chain_text()).as_deref(),
             "{}",

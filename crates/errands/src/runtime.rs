@@ -9,6 +9,7 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::errors::{ApiError, Catalog, ErrorContext, Format};
 use crate::layer::ErrandsLayer;
 use crate::report::{ErrorReport, Reporter, Reporters, TracingReporter};
 use crate::shutdown::ShutdownSummary;
@@ -43,6 +44,8 @@ pub(crate) struct Config {
     pub(crate) drain_timeout: Duration,
     pub(crate) shutdown_deadline: Duration,
     pub(crate) on_error: Option<ErrorHandler>,
+    pub(crate) catalog: Catalog,
+    pub(crate) format: Format,
 }
 
 pub(crate) struct Inner {
@@ -168,6 +171,8 @@ impl Default for ErrandsBuilder {
                 drain_timeout: Duration::from_secs(30),
                 shutdown_deadline: Duration::from_secs(30),
                 on_error: None,
+                catalog: Catalog::default(),
+                format: Format::default(),
             },
             reporters: Vec::new(),
             default_reporter: true,
@@ -198,6 +203,51 @@ impl ErrandsBuilder {
         Fut::Output: TaskResult,
     {
         self.config.on_error = Some(ErrorHandler::new(handler));
+        self
+    }
+
+    /// Maps errors of type `E` — wherever they occur along an error's `source()` chain — to
+    /// their public face. Mappers are tried outermost error first; for the same error, the
+    /// one registered last wins, and user mappers win over the built-in ones. A mapper may
+    /// attach tasks to the error response through [`ErrorContext::task`].
+    ///
+    /// ```
+    /// use axum::http::StatusCode;
+    /// use errands::{ApiError, ErrorContext, Errands};
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("only {available} left")]
+    /// struct InsufficientStock { available: u32 }
+    ///
+    /// async fn notify_purchasing(available: u32) {}
+    ///
+    /// let errands = Errands::builder()
+    ///     .map_error(|e: &InsufficientStock, ctx: &ErrorContext| {
+    ///         let _ = ctx.task().name("notify_purchasing").schedule(notify_purchasing(e.available));
+    ///         ApiError::new(StatusCode::CONFLICT, "insufficient_stock", "Not enough items in stock.")
+    ///             .details(serde_json::json!({"available": e.available}))
+    ///     })
+    ///     .build();
+    /// # let _ = errands;
+    /// ```
+    pub fn map_error<E, F>(mut self, mapper: F) -> Self
+    where
+        E: std::error::Error + 'static,
+        F: Fn(&E, &ErrorContext) -> ApiError + Send + Sync + 'static,
+    {
+        self.config.catalog.add(mapper);
+        self
+    }
+
+    /// Renders error bodies as RFC 9457 `application/problem+json` instead of the errands
+    /// schema. See [`Format`].
+    pub fn problem_json(self) -> Self {
+        self.format(Format::Problem)
+    }
+
+    /// Sets the error body format.
+    pub fn format(mut self, format: Format) -> Self {
+        self.config.format = format;
         self
     }
 

@@ -1,9 +1,33 @@
-//! Errors errands itself returns, and the JSON body they render to.
+//! The central error pipeline.
+//!
+//! Every error of the service takes one path. A handler returns an [`Error`] (anything
+//! converts into it with `?`), an [`ApiError`], or a [`ValidationError`] from the errands
+//! extractors; it renders a provisional body and travels to the errands layer in the response's
+//! extensions. The layer resolves it through the catalog — mappers registered with
+//! [`ErrandsBuilder::map_error`](crate::ErrandsBuilder::map_error), then the built-in
+//! mappings, along the `source()` chain — renders the public face in the configured
+//! [`Format`] with the request id, and reports it once. Error statuses with an empty body
+//! (axum's unknown route and wrong method, or a handler returning a bare `StatusCode`) get
+//! the same body; every response with a status of 400 or more is reported exactly once.
 
-mod body;
+mod api;
+mod catalog;
+mod error;
+mod format;
+mod pipeline;
 mod schedule;
+#[cfg(feature = "sqlx")]
+mod sqlx;
 mod unavailable;
+mod validation;
 
-pub(crate) use body::PublicError;
+pub use api::ApiError;
+pub(crate) use catalog::Catalog;
+pub use catalog::ErrorContext;
+pub use error::{Error, Result};
+pub use format::Format;
+pub(crate) use pipeline::{respond, respond_to_panic};
 pub use schedule::ScheduleError;
 pub use unavailable::TasksUnavailable;
+pub(crate) use validation::violation_at;
+pub use validation::{ValidationError, Violation};

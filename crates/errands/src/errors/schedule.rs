@@ -1,11 +1,12 @@
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
-use super::PublicError;
+use super::{ApiError, Error};
 
 /// Why a task could not be scheduled. The task was not started and counts as `rejected`.
 ///
-/// It converts into a `503` response in the errands error schema, so handlers can use `?`:
+/// It converts into a response in the errands error schema (`503 shutting_down`), so
+/// handlers can use `?`:
 ///
 /// ```
 /// use errands::{ScheduleError, Tasks};
@@ -26,20 +27,22 @@ pub enum ScheduleError {
     NoRuntime,
 }
 
+impl ScheduleError {
+    /// The public face of this error.
+    pub(crate) fn public(&self) -> ApiError {
+        match self {
+            ScheduleError::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "The service is shutting down.",
+            ),
+            ScheduleError::NoRuntime => ApiError::internal(),
+        }
+    }
+}
+
 impl IntoResponse for ScheduleError {
     fn into_response(self) -> Response {
-        let error = match self {
-            ScheduleError::ShuttingDown => PublicError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                code: "shutting_down",
-                message: "The service is shutting down.",
-            },
-            ScheduleError::NoRuntime => PublicError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                code: "internal_error",
-                message: "Internal server error.",
-            },
-        };
-        error.into_response()
+        Error::from(self).into_response()
     }
 }

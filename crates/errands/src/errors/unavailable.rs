@@ -1,7 +1,6 @@
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
 
-use super::PublicError;
+use super::Error;
 
 /// The rejection of the [`Tasks`](crate::Tasks) and [`RequestId`](crate::RequestId)
 /// extractors on a route that the errands layer does not wrap.
@@ -9,19 +8,13 @@ use super::PublicError;
 /// It renders as `500 internal_error` and logs one error naming the cause, so a router that
 /// forgot `.layer(errands.layer())` fails on its first request instead of dropping tasks.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "the errands layer is not installed on this route: add `.layer(errands.layer())` to the router"
-)]
+#[error("the errands layer is not installed on this route: add `.layer(errands.layer())` to the router")]
 pub struct TasksUnavailable;
 
 impl IntoResponse for TasksUnavailable {
     fn into_response(self) -> Response {
+        // Without the layer there is no reporter to reach: this log line is the report.
         tracing::error!(target: "errands", error = %self, "errands extractor rejected the request");
-        PublicError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal_error",
-            message: "Internal server error.",
-        }
-        .into_response()
+        Error::from(self).into_response()
     }
 }

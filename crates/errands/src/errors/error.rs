@@ -1,0 +1,125 @@
+//! [`Error`]: the handler error type every error converts into with `?`.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+
+use super::catalog;
+use super::{ApiError, Format};
+use crate::report::{ErrorLink, Origin};
+use crate::task::BoxError;
+
+/// The error type for handlers: any `std::error::Error` converts into it with `?`.
+///
+/// The errands layer turns it into a response through the error catalog: the first
+/// registered mapper (or built-in mapping) that matches an error along the `source()` chain,
+/// outermost first, decides the status, code, message and details. Anything unmapped becomes
+/// `500 internal_error`, with no internal text in the body. Either way the error is reported
+/// once, with its full chain.
+///
+/// ```
+/// use errands::{Errands, Error};
+///
+/// async fn load_config() -> Result<String, Error> {
+///     let text = std::fs::read_to_string("/definitely/missing.toml")?; // io::Error → 500
+///     Ok(text)
+/// }
+/// # let errands = Errands::new();
+/// # let _ = axum::Router::<()>::new().route("/", axum::routing::get(load_config)).layer(errands.layer());
+/// ```
+///
+/// Like `anyhow::Error`, it does not implement `std::error::Error` itself, which is what lets
+/// every error convert into it.
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<dyn StdError + Send + Sync + 'static>,
+    type_name: &'static str,
+    origin: Origin,
+}
+
+/// `Result<T, errands::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl<E: StdError + Send + Sync + 'static> From<E> for Error {
+    fn from(error: E) -> Self {
+        Error {
+            inner: Arc::new(error),
+            type_name: std::any::type_name::<E>(),
+            origin: Origin::Handler,
+        }
+    }
+}
+
+impl Error {
+    /// Wraps any boxable error, such as a `Box<dyn Error + Send + Sync>` or an `anyhow::Error`.
+    pub fn new<E: Into<BoxError> + 'static>(error: E) -> Self {
+        let boxed: BoxError = error.into();
+        Error {
+            inner: Arc::from(boxed),
+            type_name: std::any::type_name::<E>(),
+            origin: Origin::Handler,
+        }
+    }
+
+    /// An error raised while extracting the request (a rejection).
+    pub(crate) fn rejection<E: StdError + Send + Sync + 'static>(error: E) -> Self {
+        Error {
+            origin: Origin::Rejection,
+            ..Error::from(error)
+        }
+    }
+
+    /// The wrapped error.
+    pub fn get(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.inner
+    }
+
+    /// The first error of type `E` along the `source()` chain.
+    pub fn find<E: StdError + 'static>(&self) -> Option<&E> {
+        let mut next: Option<&(dyn StdError + 'static)> = Some(self.get());
+        while let Some(error) = next {
+            if let Some(found) = error.downcast_ref::<E>() {
+                return Some(found);
+            }
+            next = error.source();
+        }
+        None
+    }
+
+    pub(crate) fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    pub(crate) fn chain(&self) -> Vec<ErrorLink> {
+        ErrorLink::chain(self.get(), Some(self.type_name))
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+/// The error travelling in a response's extensions from `into_response` to the layer.
+#[derive(Clone)]
+pub(crate) struct Carried(pub(crate) Error);
+
+impl IntoResponse for Error {
+    /// Renders with the built-in mappings only (the layer re-renders with the full catalog
+    /// and the request id), and carries the error along for the layer.
+    fn into_response(self) -> Response {
+        let public = catalog::builtin_chain(self.get()).unwrap_or_else(ApiError::internal);
+        let mut response = Format::Json.render(&public, None);
+        response.extensions_mut().insert(Carried(self));
+        response
+    }
+}
