@@ -1,4 +1,4 @@
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
 use http::request::Parts;
@@ -19,7 +19,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
             Err(PathRejection::FailedToDeserializePathParams(failed)) => {
-                match violation(failed.kind()) {
+                match violation(failed.kind(), only_param(parts, state).await) {
                     Some(v) => Err(Error::rejection(ValidationError::from(v))),
                     None => Err(Error::from(failed)),
                 }
@@ -29,8 +29,19 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
+/// The name of the route's parameter when it has exactly one: axum reports a bad value of a
+/// single primitive parameter without its name.
+async fn only_param<S: Send + Sync>(parts: &mut Parts, state: &S) -> Option<String> {
+    let params = RawPathParams::from_request_parts(parts, state).await.ok()?;
+    let mut names = params.iter().map(|(name, _)| name);
+    match (names.next(), names.next()) {
+        (Some(name), None) => Some(name.to_owned()),
+        _ => None,
+    }
+}
+
 /// The violation for a client's bad value; `None` for the route's own misconfiguration.
-fn violation(kind: &ErrorKind) -> Option<Violation> {
+fn violation(kind: &ErrorKind, only_param: Option<String>) -> Option<Violation> {
     let invalid = |loc: Vec<serde_json::Value>, expected: &str| {
         Violation::new(loc, format!("expected {expected}"), "invalid_type")
     };
@@ -41,7 +52,10 @@ fn violation(kind: &ErrorKind) -> Option<Violation> {
         ErrorKind::ParseErrorAtIndex { index, expected_type, .. } => {
             invalid(vec!["path".into(), (*index).into()], expected_type)
         }
-        ErrorKind::ParseError { expected_type, .. } => invalid(vec!["path".into()], expected_type),
+        ErrorKind::ParseError { expected_type, .. } => {
+            let loc = std::iter::once("path".to_owned()).chain(only_param);
+            invalid(loc.map(Into::into).collect(), expected_type)
+        }
         ErrorKind::InvalidUtf8InPathParam { key } => {
             Violation::new(["path", key.as_str()], "not valid UTF-8", "invalid_utf8")
         }
