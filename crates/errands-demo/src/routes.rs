@@ -3,9 +3,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::Router;
+use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use errands::extract::{Json, Query};
 use errands::{Errands, ScheduleError, TaskError, TaskInfo, Tasks};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -66,8 +66,8 @@ pub mod testing;
 pub mod semantics {}
 
 pub use errors::{
-    ApiError, Error, ErrorContext, Format, Result, ScheduleError, TasksUnavailable, ValidationError,
-    Violation,
+    ApiError, Error, ErrorContext, Format, Result, ScheduleError, TasksUnavailable,
+    ValidationError, Violation,
 };
 pub use layer::{ErrandsLayer, ErrandsService, ResponseFuture};
 pub use report::{ErrorLink, ErrorReport, Origin, Reporter, TracingReporter};

@@ -215,18 +215,37 @@ impl ErrorReport {
 /// Receives every [`ErrorReport`]. Reporters are called inline, so they must not block:
 /// hand the report to a channel or a non-blocking writer. A reporter that panics is contained.
 ///
-/// Any `Fn(&ErrorReport)` is a reporter:
+/// Any `Fn(&ErrorReport)` is a reporter. Forwarding to an error tracker, through a bounded
+/// channel so that a slow tracker never slows requests or tasks:
 ///
 /// ```
 /// use errands::{Errands, ErrorReport};
+/// use tokio::sync::mpsc;
 ///
+/// #[derive(Debug)]
+/// struct TrackerEvent { request_id: Option<String>, task: Option<String>, error: String }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (tx, mut rx) = mpsc::channel::<TrackerEvent>(1024);
 /// let errands = Errands::builder()
-///     .reporter(|report: &ErrorReport| {
-///         // forward to an error tracker here
-///         let _ = (&report.request_id, report.task.as_ref().map(|t| t.name().to_owned()));
+///     .reporter(move |report: &ErrorReport| {
+///         // try_send: when the tracker falls behind, drop rather than block.
+///         let _ = tx.try_send(TrackerEvent {
+///             request_id: report.request_id.as_ref().map(|id| id.to_string()),
+///             task: report.task.as_ref().map(|t| t.name().to_owned()),
+///             error: report.chain_text(),
+///         });
 ///     })
 ///     .build();
-/// # let _ = errands;
+/// tokio::spawn(async move {
+///     while let Some(event) = rx.recv().await {
+///         // send `event` to the tracker's API here
+///         let _ = event;
+///     }
+/// });
+/// errands.tasks().schedule(async { Err::<(), _>("smtp timeout") }).unwrap();
+/// errands.idle().await;
+/// # }
 /// ```
 pub trait Reporter: Send + Sync + 'static {
     /// Handles one report.

@@ -262,7 +262,11 @@ async fn a_skipped_future_that_panics_when_dropped_does_not_lose_its_batch() {
     let response = client.get("/").await;
     assert_eq!(response.status(), 400);
     response.settle().await;
-    let skips = response.reports().into_iter().filter(|r| r.origin == Origin::Task).count();
+    let skips = response
+        .reports()
+        .into_iter()
+        .filter(|r| r.origin == Origin::Task)
+        .count();
     assert_eq!(skips, 3);
     assert_eq!(errands.stats().skipped, 3);
     assert_balanced(&errands);

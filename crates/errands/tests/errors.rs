@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use common::{assert_balanced, idle};
 use errands::extract::{Form, Json, Path, Query};
 use errands::testing::{TestClient, TestResponse};
-use errands::{ApiError, ErrorContext, Errands, Origin, TaskInfo, ValidationError, Violation};
+use errands::{ApiError, Errands, ErrorContext, Origin, TaskInfo, ValidationError, Violation};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -54,7 +54,10 @@ fn routes() -> Router {
     Router::new()
         .route("/signup", post(|Json(_): Json<Signup>| async { "ok" }))
         .route("/search", get(|Query(_): Query<Paging>| async { "ok" }))
-        .route("/orders/{id}", get(|Path(id): Path<u64>| async move { id.to_string() }))
+        .route(
+            "/orders/{id}",
+            get(|Path(id): Path<u64>| async move { id.to_string() }),
+        )
         .route("/lines", post(|Form(_): Form<Line>| async { "ok" }))
         .route(
             "/small",
@@ -74,17 +77,27 @@ fn routes() -> Router {
             "/checkout",
             post(|| async {
                 Err::<(), errands::Error>(
-                    CheckoutFailed { source: InsufficientStock { available: 1 } }.into(),
+                    CheckoutFailed {
+                        source: InsufficientStock { available: 1 },
+                    }
+                    .into(),
                 )
             }),
         )
-        .route("/declined", post(|| async { Err::<(), _>(errands::Error::from(Declined)) }))
+        .route(
+            "/declined",
+            post(|| async { Err::<(), _>(errands::Error::from(Declined)) }),
+        )
         .route(
             "/explicit",
             get(|| async {
                 Err::<(), _>(
-                    ApiError::new(StatusCode::PAYMENT_REQUIRED, "plan_expired", "Your plan expired.")
-                        .details(json!({"plan": "pro"})),
+                    ApiError::new(
+                        StatusCode::PAYMENT_REQUIRED,
+                        "plan_expired",
+                        "Your plan expired.",
+                    )
+                    .details(json!({"plan": "pro"})),
                 )
             }),
         )
@@ -116,8 +129,12 @@ fn errands_with_mappers(builder: errands::ErrandsBuilder) -> Errands {
                     let _ = available;
                 })
                 .unwrap();
-            ApiError::new(StatusCode::CONFLICT, "insufficient_stock", "Not enough items in stock.")
-                .details(json!({"available": available}))
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "insufficient_stock",
+                "Not enough items in stock.",
+            )
+            .details(json!({"available": available}))
         })
         .map_error(|_: &CheckoutFailed, _: &ErrorContext| {
             ApiError::new(StatusCode::CONFLICT, "checkout_failed", "Checkout failed.")
@@ -136,12 +153,20 @@ fn client() -> (Errands, TestClient) {
     client_with(Errands::builder())
 }
 
-async fn send(client: &TestClient, method: &str, uri: &str, content_type: Option<&str>, body: &str) -> TestResponse {
+async fn send(
+    client: &TestClient,
+    method: &str,
+    uri: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> TestResponse {
     let mut request = Request::builder().method(method).uri(uri);
     if let Some(content_type) = content_type {
         request = request.header(header::CONTENT_TYPE, content_type);
     }
-    client.send(request.body(Body::from(body.to_owned())).unwrap()).await
+    client
+        .send(request.body(Body::from(body.to_owned())).unwrap())
+        .await
 }
 
 /// Asserts the exact errands schema and returns the body.
@@ -171,14 +196,32 @@ async fn unknown_route_is_404_not_found() {
 async fn wrong_method_is_405_and_keeps_the_allow_header() {
     let (_, client) = client();
     let response = client.get("/signup").await;
-    assert_schema(&response, 405, "method_not_allowed", "Method not allowed.", Value::Null);
-    assert!(response.headers()[header::ALLOW].to_str().unwrap().contains("POST"));
+    assert_schema(
+        &response,
+        405,
+        "method_not_allowed",
+        "Method not allowed.",
+        Value::Null,
+    );
+    assert!(
+        response.headers()[header::ALLOW]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
 }
 
 #[tokio::test]
 async fn json_without_a_json_content_type_is_415() {
     let (_, client) = client();
-    let response = send(&client, "POST", "/signup", Some("text/plain"), r#"{"email":"a@b"}"#).await;
+    let response = send(
+        &client,
+        "POST",
+        "/signup",
+        Some("text/plain"),
+        r#"{"email":"a@b"}"#,
+    )
+    .await;
     assert_schema(
         &response,
         415,
@@ -188,21 +231,48 @@ async fn json_without_a_json_content_type_is_415() {
     );
     let response = send(&client, "POST", "/signup", None, "").await;
     assert_eq!(response.status(), 415);
-    let ok = send(&client, "POST", "/signup", Some("application/vnd.api+json; charset=utf-8"), r#"{"email":"a@b"}"#).await;
+    let ok = send(
+        &client,
+        "POST",
+        "/signup",
+        Some("application/vnd.api+json; charset=utf-8"),
+        r#"{"email":"a@b"}"#,
+    )
+    .await;
     assert_eq!(ok.status(), 200);
 }
 
 #[tokio::test]
 async fn body_over_the_limit_is_413() {
     let (_, client) = client();
-    let response = send(&client, "POST", "/small", Some("application/json"), &format!("\"{}\"", "x".repeat(64))).await;
-    assert_schema(&response, 413, "payload_too_large", "The request body is too large.", Value::Null);
+    let response = send(
+        &client,
+        "POST",
+        "/small",
+        Some("application/json"),
+        &format!("\"{}\"", "x".repeat(64)),
+    )
+    .await;
+    assert_schema(
+        &response,
+        413,
+        "payload_too_large",
+        "The request body is too large.",
+        Value::Null,
+    );
 }
 
 #[tokio::test]
 async fn json_body_errors_are_422_with_located_details() {
     let (_, client) = client();
-    let wrong_type = send(&client, "POST", "/signup", Some("application/json"), r#"{"email": 1}"#).await;
+    let wrong_type = send(
+        &client,
+        "POST",
+        "/signup",
+        Some("application/json"),
+        r#"{"email": 1}"#,
+    )
+    .await;
     assert_schema(
         &wrong_type,
         422,
@@ -218,7 +288,14 @@ async fn json_body_errors_are_422_with_located_details() {
         "Validation error.",
         json!([{"loc": ["body", "email"], "msg": "missing field `email`", "type": "missing"}]),
     );
-    let malformed = send(&client, "POST", "/signup", Some("application/json"), r#"{"email": "#).await;
+    let malformed = send(
+        &client,
+        "POST",
+        "/signup",
+        Some("application/json"),
+        r#"{"email": "#,
+    )
+    .await;
     assert_schema(
         &malformed,
         422,
@@ -226,11 +303,21 @@ async fn json_body_errors_are_422_with_located_details() {
         "Validation error.",
         json!([{"loc": ["body"], "msg": "EOF while parsing a value at line 1 column 10", "type": "json_invalid"}]),
     );
-    let trailing = send(&client, "POST", "/signup", Some("application/json"), r#"{"email": "a@b"} x"#).await;
+    let trailing = send(
+        &client,
+        "POST",
+        "/signup",
+        Some("application/json"),
+        r#"{"email": "a@b"} x"#,
+    )
+    .await;
     assert_eq!(trailing.json()["details"][0]["type"], "json_invalid");
     let report = &wrong_type.reports()[0];
     assert_eq!(report.origin, Origin::Rejection);
-    assert_eq!(report.chain_text(), "request validation failed at body.email (invalid_type)");
+    assert_eq!(
+        report.chain_text(),
+        "request validation failed at body.email (invalid_type)"
+    );
 }
 
 #[tokio::test]
@@ -251,12 +338,29 @@ async fn query_path_and_form_errors_are_422_located() {
     );
     assert_eq!(client.get("/orders/12").await.text(), "12");
 
-    let form = send(&client, "POST", "/lines", Some("application/x-www-form-urlencoded"), "quantity=many").await;
+    let form = send(
+        &client,
+        "POST",
+        "/lines",
+        Some("application/x-www-form-urlencoded"),
+        "quantity=many",
+    )
+    .await;
     assert_eq!(form.status(), 422);
-    assert_eq!(form.json()["details"][0]["loc"], json!(["body", "quantity"]));
+    assert_eq!(
+        form.json()["details"][0]["loc"],
+        json!(["body", "quantity"])
+    );
     let wrong_type = send(&client, "POST", "/lines", Some("application/json"), "{}").await;
     assert_eq!(wrong_type.json()["code"], "unsupported_media_type");
-    let ok = send(&client, "POST", "/lines", Some("application/x-www-form-urlencoded"), "quantity=2").await;
+    let ok = send(
+        &client,
+        "POST",
+        "/lines",
+        Some("application/x-www-form-urlencoded"),
+        "quantity=2",
+    )
+    .await;
     assert_eq!(ok.status(), 200);
 }
 
@@ -277,7 +381,13 @@ async fn a_handler_can_return_its_own_validation_error() {
 async fn unmapped_errors_are_500_without_internal_text_and_reported_with_their_chain() {
     let (_, client) = client();
     let response = client.get("/unmapped").await;
-    assert_schema(&response, 500, "internal_error", "Internal server error.", Value::Null);
+    assert_schema(
+        &response,
+        500,
+        "internal_error",
+        "Internal server error.",
+        Value::Null,
+    );
     assert!(!response.text().contains("hunter2"));
     let reports = response.reports();
     assert_eq!(reports.len(), 1);
@@ -293,7 +403,13 @@ async fn unmapped_errors_are_500_without_internal_text_and_reported_with_their_c
 async fn explicit_api_errors_render_as_given() {
     let (_, client) = client();
     let response = client.get("/explicit").await;
-    assert_schema(&response, 402, "plan_expired", "Your plan expired.", json!({"plan": "pro"}));
+    assert_schema(
+        &response,
+        402,
+        "plan_expired",
+        "Your plan expired.",
+        json!({"plan": "pro"}),
+    );
     assert!(response.reports()[0].handled);
 }
 
@@ -308,7 +424,10 @@ async fn mapped_domain_errors_render_with_their_code_and_attach_tasks_that_run_a
     assert_eq!(response.status(), StatusCode::CONFLICT);
     // The error body has not been handed over yet: the mapper's task waits for it.
     assert_eq!((errands.stats().pending, errands.stats().running), (1, 0));
-    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["code"], "insufficient_stock");
     assert_eq!(body["details"], json!({"available": 2}));
@@ -339,18 +458,35 @@ async fn mappers_match_along_the_source_chain_outermost_first() {
     let response = client.post("/checkout").await;
     assert_eq!(response.json()["code"], "insufficient_stock");
     assert_eq!(response.json()["details"]["available"], 1);
-    assert_eq!(response.reports()[0].chain_text(), "checkout failed: only 1 left");
+    assert_eq!(
+        response.reports()[0].chain_text(),
+        "checkout failed: only 1 left"
+    );
 }
 
 #[tokio::test]
 async fn a_panicking_mapper_is_reported_and_the_error_becomes_500() {
     let (_, client) = client();
     let response = client.post("/declined").await;
-    assert_schema(&response, 500, "internal_error", "Internal server error.", Value::Null);
+    assert_schema(
+        &response,
+        500,
+        "internal_error",
+        "Internal server error.",
+        Value::Null,
+    );
     let reports = response.reports();
     assert_eq!(reports.len(), 2, "{reports:#?}");
-    assert!(reports.iter().any(|r| r.origin == Origin::ErrorHandler && r.chain_text() == "mapper bug"));
-    assert!(reports.iter().any(|r| r.origin == Origin::Handler && r.chain_text() == "payment declined"));
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.origin == Origin::ErrorHandler && r.chain_text() == "mapper bug")
+    );
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.origin == Origin::Handler && r.chain_text() == "payment declined")
+    );
 }
 
 #[tokio::test]
@@ -368,7 +504,10 @@ async fn a_body_written_by_the_handler_is_kept_and_still_reported() {
 async fn problem_json_is_a_one_line_option() {
     let (_, client) = client_with(Errands::builder().problem_json());
     let response = client.post("/stock").await;
-    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
     let id = response.request_id().unwrap();
     assert_eq!(
         response.json(),

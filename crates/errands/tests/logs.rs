@@ -75,3 +75,70 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+#[tokio::test]
+async fn a_failing_after_response_task_gives_one_report_and_one_log_event_with_the_request_id() {
+    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let logs = logs.clone();
+        move || LogWriter(logs.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let errands = Errands::builder()
+        .reporter({
+            let reports = reports.clone();
+            move |r: &errands::ErrorReport| reports.lock().unwrap().push(r.clone())
+        })
+        .build();
+    let app = axum::Router::new()
+        .route(
+            "/export",
+            axum::routing::post(|tasks: errands::Tasks| async move {
+                tasks
+                    .after_response()
+                    .name("upload_export")
+                    .schedule(async { Err::<(), _>(std::io::Error::other("bucket unreachable")) })
+                    .unwrap();
+                "accepted"
+            }),
+        )
+        .layer(errands.layer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("http://{addr}/export"))
+        .header("x-request-id", "req-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "accepted");
+    idle(&errands).await;
+
+    let reports = reports.lock().unwrap().clone();
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    assert_eq!(reports[0].request_id.as_ref().unwrap().as_str(), "req-42");
+    assert_eq!(reports[0].chain_text(), "bucket unreachable");
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let events: Vec<_> = text
+        .lines()
+        .filter(|l| l.contains("bucket unreachable"))
+        .collect();
+    assert_eq!(events.len(), 1, "one log event: {text}");
+    assert!(
+        events[0].contains("ERROR") && events[0].contains("req-42"),
+        "{text}"
+    );
+    assert!(events[0].contains("upload_export"));
+}

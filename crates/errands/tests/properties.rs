@@ -28,13 +28,19 @@ struct Search {
 }
 
 fn client() -> (tokio::runtime::Runtime, TestClient) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let errands = Errands::builder().without_tracing_reporter().build();
     let app = Router::new()
         .route("/", get(|| async { "ok" }))
         .route("/orders", post(|Json(_): Json<Order>| async { "ok" }))
         .route("/search", get(|Query(_): Query<Search>| async { "ok" }))
-        .route("/orders/{id}/lines/{line}", get(|Path(_): Path<(u64, u16)>| async { "ok" }))
+        .route(
+            "/orders/{id}/lines/{line}",
+            get(|Path(_): Path<(u64, u16)>| async { "ok" }),
+        )
         .route("/items/{id}", get(|Path(_): Path<u32>| async { "ok" }))
         .route("/form", post(|Form(_): Form<Search>| async { "ok" }))
         .layer(errands.layer());
@@ -54,7 +60,10 @@ fn assert_sound(response: &TestResponse) {
         assert_eq!(keys, ["code", "details", "error", "request_id", "success"]);
         assert_eq!(body["success"], false);
         assert!(body["code"].is_string() && body["error"].is_string());
-        assert_eq!(body["request_id"], response.headers()["x-request-id"].to_str().unwrap());
+        assert_eq!(
+            body["request_id"],
+            response.headers()["x-request-id"].to_str().unwrap()
+        );
         if body["code"] == "validation_error" {
             for violation in body["details"].as_array().unwrap() {
                 assert!(violation["loc"].is_array() && violation["msg"].is_string());
@@ -88,7 +97,9 @@ fn percent_encode(bytes: &[u8]) -> String {
 
 fn is_valid_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
 proptest! {

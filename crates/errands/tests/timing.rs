@@ -232,11 +232,18 @@ async fn error_status_skips_after_tasks_but_not_always_or_immediate_ones() {
     let reports = response.reports();
     let skips = reports.iter().filter(|r| r.origin == errands::Origin::Task);
     assert_eq!(skips.count(), 2);
-    let error = reports.iter().find(|r| r.origin == errands::Origin::Handler).unwrap();
+    let error = reports
+        .iter()
+        .find(|r| r.origin == errands::Origin::Handler)
+        .unwrap();
     assert_eq!(error.status, Some(StatusCode::CONFLICT));
     assert_eq!(error.code.as_deref(), Some("conflict"));
     assert_eq!(reports.len(), 3);
-    assert_eq!(response.json()["code"], "conflict", "an empty error status gets the schema body");
+    assert_eq!(
+        response.json()["code"],
+        "conflict",
+        "an empty error status gets the schema body"
+    );
 }
 
 #[tokio::test]

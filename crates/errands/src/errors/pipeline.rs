@@ -95,7 +95,14 @@ fn render_error(error: &Error, headers: &HeaderMap, scope: &Arc<RequestScope>) -
         Origin::Rejection => "request rejected",
         _ => "handler error",
     };
-    report(scope, error.origin(), &public, message, error.chain(), handled);
+    report(
+        scope,
+        error.origin(),
+        &public,
+        message,
+        error.chain(),
+        handled,
+    );
     rendered(&public, headers, scope)
 }
 

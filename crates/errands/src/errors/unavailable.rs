@@ -8,7 +8,9 @@ use super::Error;
 /// It renders as `500 internal_error` and logs one error naming the cause, so a router that
 /// forgot `.layer(errands.layer())` fails on its first request instead of dropping tasks.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the errands layer is not installed on this route: add `.layer(errands.layer())` to the router")]
+#[error(
+    "the errands layer is not installed on this route: add `.layer(errands.layer())` to the router"
+)]
 pub struct TasksUnavailable;
 
 impl IntoResponse for TasksUnavailable {

@@ -135,10 +135,10 @@ pub(crate) fn violation_at(
         }
     }
     let kind = classify(message);
-    if kind == "missing" {
-        if let Some(field) = message.split('`').nth(1) {
-            loc.push(field.into());
-        }
+    if kind == "missing"
+        && let Some(field) = message.split('`').nth(1)
+    {
+        loc.push(field.into());
     }
     Violation {
         loc,

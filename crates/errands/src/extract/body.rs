@@ -18,7 +18,13 @@ pub(super) async fn read<S: Send + Sync>(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
     if !media_type.as_deref().is_some_and(accepts) {
         return Err(Error::rejection(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -26,17 +32,25 @@ pub(super) async fn read<S: Send + Sync>(
             expected,
         )));
     }
-    Bytes::from_request(request, state).await.map_err(|rejection| {
-        let public = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "The request body could not be read.")
-        };
-        Error::rejection(public)
-    })
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            let public = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "The request body could not be read.",
+                )
+            };
+            Error::rejection(public)
+        })
 }
 
 /// The message of a deserialization error, without serde_json's ` at line L column C`.
 pub(super) fn without_position(message: &str) -> &str {
-    message.rfind(" at line ").map_or(message, |at| &message[..at])
+    message
+        .rfind(" at line ")
+        .map_or(message, |at| &message[..at])
 }

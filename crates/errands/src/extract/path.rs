@@ -1,6 +1,6 @@
-use axum::extract::{FromRequestParts, RawPathParams};
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, RawPathParams};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -46,12 +46,14 @@ fn violation(kind: &ErrorKind, only_param: Option<String>) -> Option<Violation> 
         Violation::new(loc, format!("expected {expected}"), "invalid_type")
     };
     Some(match kind {
-        ErrorKind::ParseErrorAtKey { key, expected_type, .. } => {
-            invalid(vec!["path".into(), key.as_str().into()], expected_type)
-        }
-        ErrorKind::ParseErrorAtIndex { index, expected_type, .. } => {
-            invalid(vec!["path".into(), (*index).into()], expected_type)
-        }
+        ErrorKind::ParseErrorAtKey {
+            key, expected_type, ..
+        } => invalid(vec!["path".into(), key.as_str().into()], expected_type),
+        ErrorKind::ParseErrorAtIndex {
+            index,
+            expected_type,
+            ..
+        } => invalid(vec!["path".into(), (*index).into()], expected_type),
         ErrorKind::ParseError { expected_type, .. } => {
             let loc = std::iter::once("path".to_owned()).chain(only_param);
             invalid(loc.map(Into::into).collect(), expected_type)

@@ -1,0 +1,189 @@
+//! The `sqlx` feature against a real SQLite database: row not found → 404, unique and
+//! foreign-key violations → 409 `conflict`; nothing is half-written.
+#![cfg(feature = "sqlx")]
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use errands::Errands;
+use errands::extract::{Json, Path};
+use errands::testing::TestClient;
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+#[derive(Deserialize)]
+struct NewUser {
+    email: String,
+}
+
+#[derive(Deserialize)]
+struct NewOrder {
+    user_id: i64,
+    items: Vec<String>,
+}
+
+async fn create_user(
+    State(db): State<SqlitePool>,
+    Json(user): Json<NewUser>,
+) -> errands::Result<String> {
+    let id: i64 = sqlx::query_scalar("INSERT INTO users (email) VALUES (?) RETURNING id")
+        .bind(&user.email)
+        .fetch_one(&db)
+        .await?;
+    Ok(id.to_string())
+}
+
+async fn get_user(State(db): State<SqlitePool>, Path(id): Path<i64>) -> errands::Result<String> {
+    let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = ?")
+        .bind(id)
+        .fetch_one(&db)
+        .await?;
+    Ok(email)
+}
+
+/// One order with its lines, in one transaction: all or nothing.
+async fn create_order(
+    State(db): State<SqlitePool>,
+    Json(order): Json<NewOrder>,
+) -> errands::Result<String> {
+    let mut tx = db.begin().await?;
+    let id: i64 = sqlx::query_scalar("INSERT INTO orders (user_id) VALUES (?) RETURNING id")
+        .bind(order.user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    for item in &order.items {
+        sqlx::query("INSERT INTO lines (order_id, item) VALUES (?, ?)")
+            .bind(id)
+            .bind(item)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(id.to_string())
+}
+
+async fn database() -> SqlitePool {
+    let options = SqliteConnectOptions::new()
+        .in_memory(true)
+        .foreign_keys(true);
+    let db = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    for statement in [
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE)",
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id))",
+        "CREATE TABLE lines (order_id INTEGER NOT NULL REFERENCES orders(id), item TEXT NOT NULL UNIQUE)",
+    ] {
+        sqlx::query(statement).execute(&db).await.unwrap();
+    }
+    db
+}
+
+async fn setup() -> (SqlitePool, TestClient) {
+    let db = database().await;
+    let errands = Errands::builder().without_tracing_reporter().build();
+    let app = Router::new()
+        .route("/users", post(create_user))
+        .route("/users/{id}", get(get_user))
+        .route("/orders", post(create_order))
+        .with_state(db.clone())
+        .layer(errands.layer());
+    (db, TestClient::new(app, &errands))
+}
+
+async fn count(db: &SqlitePool, table: &'static str) -> i64 {
+    let sql = match table {
+        "users" => "SELECT COUNT(*) FROM users",
+        "orders" => "SELECT COUNT(*) FROM orders",
+        _ => "SELECT COUNT(*) FROM lines",
+    };
+    sqlx::query_scalar(sql).fetch_one(db).await.unwrap()
+}
+
+#[tokio::test]
+async fn duplicate_is_409_conflict_and_missing_row_is_404() {
+    let (db, client) = setup().await;
+    let created = client
+        .post_json("/users", &json!({"email": "ada@example.com"}))
+        .await;
+    assert_eq!(created.status(), 200);
+    let duplicate = client
+        .post_json("/users", &json!({"email": "ada@example.com"}))
+        .await;
+    assert_eq!(duplicate.status(), 409);
+    let body = duplicate.json();
+    assert_eq!(body["code"], "conflict");
+    assert_eq!(body["request_id"], duplicate.request_id().unwrap().as_str());
+    assert!(
+        !duplicate.text().contains("UNIQUE"),
+        "no database text in the body"
+    );
+    assert!(
+        duplicate.reports()[0]
+            .chain_text()
+            .contains("UNIQUE constraint failed")
+    );
+    assert_eq!(count(&db, "users").await, 1);
+
+    let found = client.get(&format!("/users/{}", created.text())).await;
+    assert_eq!(found.text(), "ada@example.com");
+    let missing = client.get("/users/999").await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.json()["code"], "not_found");
+}
+
+#[tokio::test]
+async fn foreign_key_violation_is_409_and_a_failed_transaction_writes_nothing() {
+    let (db, client) = setup().await;
+    let orphan = client
+        .post_json("/orders", &json!({"user_id": 42, "items": ["book"]}))
+        .await;
+    assert_eq!(orphan.status(), 409);
+    assert_eq!(orphan.json()["code"], "conflict");
+
+    let user = client
+        .post_json("/users", &json!({"email": "bob@example.com"}))
+        .await;
+    let user_id: i64 = user.text().parse().unwrap();
+    // The second line violates the unique item: the whole order is rolled back.
+    let half = client
+        .post_json(
+            "/orders",
+            &json!({"user_id": user_id, "items": ["pen", "pen"]}),
+        )
+        .await;
+    assert_eq!(half.status(), 409);
+    assert_eq!(
+        (count(&db, "orders").await, count(&db, "lines").await),
+        (0, 0)
+    );
+
+    let whole = client
+        .post_json(
+            "/orders",
+            &json!({"user_id": user_id, "items": ["pen", "ink"]}),
+        )
+        .await;
+    assert_eq!(whole.status(), 200);
+    assert_eq!(
+        (count(&db, "orders").await, count(&db, "lines").await),
+        (1, 2)
+    );
+}
+
+#[tokio::test]
+async fn other_database_errors_stay_500_without_internal_text() {
+    let (db, client) = setup().await;
+    sqlx::query("DROP TABLE lines").execute(&db).await.unwrap();
+    sqlx::query("DROP TABLE orders").execute(&db).await.unwrap();
+    let response = client
+        .post_json("/orders", &json!({"user_id": 1, "items": []}))
+        .await;
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.json()["code"], "internal_error");
+    assert!(!response.text().contains("orders"));
+}
