@@ -34,8 +34,14 @@
 //! # }
 //! ```
 //!
-//! The precise rules — when each mode spawns, when tasks are skipped, and the shutdown
-//! order — are in [`semantics`].
+//! Errors take one path too. Handlers return [`Error`] (any error converts with `?`) or
+//! [`ApiError`]; the [`extract`] wrappers turn bad input into `422 validation_error`; the
+//! layer maps every error through the catalog ([`ErrandsBuilder::map_error`]), renders it in
+//! one schema with the request id (or as `application/problem+json`), and reports it once —
+//! the same reporters that receive task failures.
+//!
+//! The precise rules — when each mode spawns, when tasks are skipped, the shutdown order and
+//! the error pipeline — are in [`semantics`].
 //!
 //! # Decisions
 //!
@@ -45,6 +51,8 @@
 //!   aborted cannot hide it; a failing handler is reported separately.
 //! * Without a request (a [`Tasks`] from [`Errands::tasks`], or after the request is over),
 //!   `after_route` and `after_response` tasks start at once.
+//! * Every response with a status of 400 or more is reported once, including bodies a handler
+//!   wrote itself; empty error responses get the schema body.
 
 #![warn(missing_docs)]
 
