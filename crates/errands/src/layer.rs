@@ -26,6 +26,7 @@ use tower::Service;
 
 use crate::body::{CompletionBody, RequestGuard};
 use crate::errors;
+use crate::report::{ErrorReport, Origin};
 use crate::request::{RequestId, RequestScope};
 use crate::runtime::Inner;
 use crate::task::{BoxError, SkipReason};
@@ -78,6 +79,16 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        if request.extensions().get::<Arc<RequestScope>>().is_some() {
+            // An outer errands layer already owns this request: pass it through, so nothing
+            // is tracked or reported twice.
+            return ResponseFuture {
+                inner: self.inner.call(request),
+                guard: None,
+                span: tracing::Span::none(),
+                nested: true,
+            };
+        }
         let id = RequestId::from_header(request.headers().get(&X_REQUEST_ID));
         request
             .headers_mut()
@@ -106,6 +117,7 @@ where
             inner,
             guard: Some(guard),
             span,
+            nested: false,
         }
     }
 }
@@ -117,6 +129,7 @@ pin_project! {
         inner: F,
         guard: Option<RequestGuard>,
         span: tracing::Span,
+        nested: bool,
     }
 }
 
@@ -130,6 +143,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if *this.nested {
+            // Panics propagate to the outer layer, which catches them.
+            return this
+                .inner
+                .poll(cx)
+                .map(|result| result.map(|r| r.map(Body::new)));
+        }
         let _entered = this.span.enter();
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| this.inner.poll(cx)));
         let result = match polled {
@@ -153,6 +173,11 @@ where
             }
             Ok(Err(error)) => {
                 // The service failed without a response; the server will close the connection.
+                scope.rt.report(
+                    ErrorReport::new(Origin::Handler)
+                        .message("the inner service failed without a response")
+                        .request(&scope),
+                );
                 let status = StatusCode::INTERNAL_SERVER_ERROR;
                 scope.route_finished(status, Some(SkipReason::ErrorStatus(status)));
                 drop(guard);

@@ -57,6 +57,7 @@
 #![warn(missing_docs)]
 
 mod body;
+mod chain;
 mod errors;
 pub mod extract;
 mod layer;
@@ -74,8 +75,8 @@ pub mod testing;
 pub mod semantics {}
 
 pub use errors::{
-    ApiError, Error, ErrorContext, Format, Result, ScheduleError, TasksUnavailable,
-    ValidationError, Violation,
+    ApiError, Error, ErrorContext, Format, LayerMissing, Result, ScheduleError, ValidationError,
+    Violation,
 };
 pub use layer::{ErrandsLayer, ErrandsService, ResponseFuture};
 pub use report::{ErrorLink, ErrorReport, Origin, Reporter, TracingReporter};

@@ -22,7 +22,8 @@ pub enum Origin {
     Rejection,
     /// A background task: failed, panicked, timed out, cancelled, aborted or skipped.
     Task,
-    /// A task's `on_error` handler failed, panicked or was aborted.
+    /// A task's `on_error` handler failed, panicked or was aborted, or an error mapper of the
+    /// catalog panicked.
     ErrorHandler,
     /// A teardown hook failed or panicked during shutdown.
     Teardown,
@@ -55,24 +56,19 @@ pub struct ErrorLink {
 }
 
 impl ErrorLink {
-    /// The links of `error` and its sources; the outermost one's type name may be known.
+    /// The links of `error` and its sources (at most 32, each message at most 4 KiB); the
+    /// outermost one's type name may be known.
     pub(crate) fn chain(
         error: &(dyn std::error::Error + 'static),
         type_name: Option<&'static str>,
     ) -> Vec<ErrorLink> {
-        let mut chain = vec![ErrorLink {
-            type_name,
-            message: error.to_string(),
-        }];
-        let mut next = error.source();
-        while let Some(source) = next {
-            chain.push(ErrorLink {
-                type_name: None,
-                message: source.to_string(),
-            });
-            next = source.source();
-        }
-        chain
+        crate::chain::walk(error)
+            .enumerate()
+            .map(|(i, e)| ErrorLink {
+                type_name: if i == 0 { type_name } else { None },
+                message: crate::chain::bounded(e.to_string(), crate::chain::MAX_MESSAGE),
+            })
+            .collect()
     }
 }
 
@@ -178,7 +174,10 @@ impl ErrorReport {
     pub(crate) fn panic(mut self, payload: Box<dyn std::any::Any + Send>) -> Self {
         self.chain = vec![ErrorLink {
             type_name: None,
-            message: crate::task::panic_message(payload),
+            message: crate::chain::bounded(
+                crate::task::panic_message(payload),
+                crate::chain::MAX_MESSAGE,
+            ),
         }];
         self
     }

@@ -225,7 +225,7 @@ impl ErrandsBuilder {
     ///     .map_error(|e: &InsufficientStock, ctx: &ErrorContext| {
     ///         let _ = ctx.task().name("notify_purchasing").schedule(notify_purchasing(e.available));
     ///         ApiError::new(StatusCode::CONFLICT, "insufficient_stock", "Not enough items in stock.")
-    ///             .details(serde_json::json!({"available": e.available}))
+    ///             .with_details(serde_json::json!({"available": e.available}))
     ///     })
     ///     .build();
     /// # let _ = errands;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, MatchedPath};
 use http::request::Parts;
 
-use crate::errors::{ScheduleError, TasksUnavailable};
+use crate::errors::{LayerMissing, ScheduleError};
 use crate::request::{RequestId, RequestScope};
 use crate::runtime::Inner;
 use crate::task::{TaskBuilder, TaskId, TaskResult, Timing};
@@ -83,14 +83,14 @@ impl Tasks {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Tasks {
-    type Rejection = TasksUnavailable;
+    type Rejection = LayerMissing;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let scope = parts
             .extensions
             .get::<Arc<RequestScope>>()
             .cloned()
-            .ok_or(TasksUnavailable)?;
+            .ok_or(LayerMissing)?;
         scope.set_route(parts.extensions.get::<MatchedPath>());
         Ok(Tasks {
             rt: scope.rt.clone(),

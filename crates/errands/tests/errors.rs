@@ -58,7 +58,10 @@ fn routes() -> Router {
             "/orders/{id}",
             get(|Path(id): Path<u64>| async move { id.to_string() }),
         )
-        .route("/lines", post(|Form(_): Form<Line>| async { "ok" }))
+        .route(
+            "/lines",
+            post(|Form(_): Form<Line>| async { "ok" }).get(|Form(_): Form<Line>| async { "ok" }),
+        )
         .route(
             "/small",
             post(|Json(_): Json<Value>| async { "ok" }).layer(DefaultBodyLimit::max(16)),
@@ -97,7 +100,7 @@ fn routes() -> Router {
                         "plan_expired",
                         "Your plan expired.",
                     )
-                    .details(json!({"plan": "pro"})),
+                    .with_details(json!({"plan": "pro"})),
                 )
             }),
         )
@@ -105,6 +108,21 @@ fn routes() -> Router {
             "/own-body",
             get(|| async { (StatusCode::BAD_REQUEST, "written by the handler") }),
         )
+        .route(
+            "/own-json",
+            get(|| async { (StatusCode::BAD_REQUEST, axum::Json(json!({"mine": true}))) }),
+        )
+        .route(
+            "/own-500",
+            get(|| async {
+                (
+                    StatusCode::BAD_GATEWAY,
+                    [("content-encoding", "identity"), ("retry-after", "5")],
+                    "upstream 10.0.0.7 refused",
+                )
+            }),
+        )
+        .route("/axum-json", post(|_: axum::Json<Value>| async { "ok" }))
         .route(
             "/invalid",
             get(|| async {
@@ -134,7 +152,7 @@ fn errands_with_mappers(builder: errands::ErrandsBuilder) -> Errands {
                 "insufficient_stock",
                 "Not enough items in stock.",
             )
-            .details(json!({"available": available}))
+            .with_details(json!({"available": available}))
         })
         .map_error(|_: &CheckoutFailed, _: &ErrorContext| {
             ApiError::new(StatusCode::CONFLICT, "checkout_failed", "Checkout failed.")
@@ -209,6 +227,7 @@ async fn wrong_method_is_405_and_keeps_the_allow_header() {
             .unwrap()
             .contains("POST")
     );
+    assert_eq!(response.reports()[0].origin, Origin::Rejection);
 }
 
 #[tokio::test]
@@ -451,7 +470,7 @@ async fn mappers_match_along_the_source_chain_outermost_first() {
         .without_tracing_reporter()
         .map_error(|e: &InsufficientStock, _: &ErrorContext| {
             ApiError::new(StatusCode::CONFLICT, "insufficient_stock", "Not enough.")
-                .details(json!({"available": e.available}))
+                .with_details(json!({"available": e.available}))
         })
         .build();
     let client = TestClient::new(routes().layer(only_inner.layer()), &only_inner);
@@ -490,14 +509,66 @@ async fn a_panicking_mapper_is_reported_and_the_error_becomes_500() {
 }
 
 #[tokio::test]
-async fn a_body_written_by_the_handler_is_kept_and_still_reported() {
+async fn a_json_4xx_body_written_by_the_handler_is_kept_and_still_reported() {
     let (_, client) = client();
-    let response = client.get("/own-body").await;
+    let response = client.get("/own-json").await;
     assert_eq!(response.status(), 400);
-    assert_eq!(response.text(), "written by the handler");
+    assert_eq!(response.json(), json!({"mine": true}));
     let reports = response.reports();
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].status, Some(StatusCode::BAD_REQUEST));
+}
+
+#[tokio::test]
+async fn other_error_bodies_are_rendered_in_the_schema() {
+    let (_, client) = client();
+    // Plain text, as axum's own rejections write it.
+    let text = client.get("/own-body").await;
+    assert_schema(&text, 400, "bad_request", "Bad request.", Value::Null);
+    // axum's own Json extractor, used by mistake: still the schema.
+    let axum_json = send(&client, "POST", "/axum-json", Some("application/json"), "{").await;
+    assert_eq!(axum_json.json()["code"], "bad_request");
+    // A 5xx body might carry internal text: always replaced.
+    let internal = client.get("/own-500").await;
+    assert_schema(
+        &internal,
+        502,
+        "bad_gateway",
+        "An upstream service failed.",
+        Value::Null,
+    );
+    assert!(!internal.text().contains("10.0.0.7"));
+    // Headers describing the old body do not travel with the new one; others do.
+    assert!(internal.headers().get(header::CONTENT_ENCODING).is_none());
+    assert_eq!(internal.headers()["retry-after"], "5");
+    for response in [&text, &axum_json, &internal] {
+        assert_eq!(response.reports().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_nested_errands_layer_passes_through_so_nothing_is_reported_twice() {
+    let errands = Errands::builder().without_tracing_reporter().build();
+    let inner = routes().layer(errands.layer());
+    let app = Router::new().nest("/api", inner).layer(errands.layer());
+    let client = TestClient::new(app, &errands);
+    let response = client.get("/api/unmapped").await;
+    assert_eq!(response.json()["code"], "internal_error");
+    assert_eq!(response.reports().len(), 1);
+    let missing = client.get("/api/orders/x").await;
+    assert_eq!(missing.json()["details"][0]["loc"], json!(["path", "id"]));
+    assert_eq!(missing.reports().len(), 1);
+}
+
+#[tokio::test]
+async fn form_on_get_reads_the_query_string() {
+    let (_, client) = client();
+    assert_eq!(client.get("/lines?quantity=3").await.status(), 200);
+    let bad = client.get("/lines?quantity=x").await;
+    assert_eq!(
+        bad.json()["details"][0]["loc"],
+        json!(["query", "quantity"])
+    );
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use super::Error;
 /// async fn reserve(quantity: u32) -> Result<&'static str, ApiError> {
 ///     if quantity > 3 {
 ///         return Err(ApiError::new(StatusCode::CONFLICT, "insufficient_stock", "Not enough items in stock.")
-///             .details(serde_json::json!({"available": 3})));
+///             .with_details(serde_json::json!({"available": 3})));
 ///     }
 ///     Ok("reserved")
 /// }
@@ -36,13 +36,21 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with `status`, a stable `code` and a public `message`.
+    ///
+    /// `status` must be an error status (4xx or 5xx); anything else is treated as `500`, so
+    /// an error can never be sent as a success.
     pub fn new(
         status: StatusCode,
         code: impl Into<Cow<'static, str>>,
         message: impl Into<Cow<'static, str>>,
     ) -> Self {
+        let is_error = status.is_client_error() || status.is_server_error();
         ApiError {
-            status,
+            status: if is_error {
+                status
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            },
             code: code.into(),
             message: message.into(),
             details: None,
@@ -63,12 +71,21 @@ impl ApiError {
             403 => ("forbidden", "Forbidden."),
             404 => ("not_found", "Not found."),
             405 => ("method_not_allowed", "Method not allowed."),
+            408 => ("request_timeout", "The request took too long."),
             409 => ("conflict", "Conflict."),
+            410 => ("gone", "Gone."),
             413 => ("payload_too_large", "The request body is too large."),
             415 => ("unsupported_media_type", "Unsupported media type."),
+            416 => ("range_not_satisfiable", "Range not satisfiable."),
             422 => ("validation_error", "Validation error."),
             429 => ("too_many_requests", "Too many requests."),
+            501 => ("not_implemented", "Not implemented."),
+            502 => ("bad_gateway", "An upstream service failed."),
             503 => ("service_unavailable", "The service is unavailable."),
+            504 => (
+                "gateway_timeout",
+                "An upstream service did not answer in time.",
+            ),
             500..=599 => ("internal_error", "Internal server error."),
             _ => ("error", "The request failed."),
         };
@@ -81,7 +98,7 @@ impl ApiError {
     }
 
     /// Attaches details (any JSON), rendered as `details`.
-    pub fn details(mut self, details: serde_json::Value) -> Self {
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
         self
     }
@@ -102,7 +119,7 @@ impl ApiError {
     }
 
     /// The details, if any.
-    pub fn details_value(&self) -> Option<&serde_json::Value> {
+    pub fn details(&self) -> Option<&serde_json::Value> {
         self.details.as_ref()
     }
 }

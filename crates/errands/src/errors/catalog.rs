@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use http::{Method, StatusCode};
 
-use super::{ApiError, ScheduleError, TasksUnavailable, ValidationError};
+use super::{ApiError, LayerMissing, ScheduleError, ValidationError};
 use crate::request::{RequestId, RequestScope};
 use crate::task::{TaskBuilder, Timing};
 use crate::tasks::Tasks;
@@ -37,28 +37,16 @@ impl Catalog {
         error: &(dyn StdError + 'static),
         ctx: &ErrorContext,
     ) -> Option<ApiError> {
-        let mut next = Some(error);
-        while let Some(error) = next {
+        crate::chain::walk(error).find_map(|error| {
             let mapped = self.mappers.iter().rev().find_map(|m| m(error, ctx));
-            if let Some(api) = mapped.or_else(|| builtin(error)) {
-                return Some(api);
-            }
-            next = error.source();
-        }
-        None
+            mapped.or_else(|| builtin(error))
+        })
     }
 }
 
 /// The built-in mappings along the chain, without user mappers.
 pub(crate) fn builtin_chain(error: &(dyn StdError + 'static)) -> Option<ApiError> {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if let Some(api) = builtin(error) {
-            return Some(api);
-        }
-        next = error.source();
-    }
-    None
+    crate::chain::walk(error).find_map(builtin)
 }
 
 /// The built-in mapping of one error, if it is one errands knows.
@@ -68,12 +56,12 @@ fn builtin(error: &(dyn StdError + 'static)) -> Option<ApiError> {
     }
     if let Some(invalid) = error.downcast_ref::<ValidationError>() {
         let details = serde_json::to_value(invalid.violations()).unwrap_or_default();
-        return Some(ApiError::from_status(StatusCode::UNPROCESSABLE_ENTITY).details(details));
+        return Some(ApiError::from_status(StatusCode::UNPROCESSABLE_ENTITY).with_details(details));
     }
     if let Some(schedule) = error.downcast_ref::<ScheduleError>() {
         return Some(schedule.public());
     }
-    if error.is::<TasksUnavailable>() {
+    if error.is::<LayerMissing>() {
         return Some(ApiError::internal());
     }
     #[cfg(feature = "sqlx")]

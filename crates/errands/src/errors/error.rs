@@ -72,20 +72,13 @@ impl Error {
     }
 
     /// The wrapped error.
-    pub fn get(&self) -> &(dyn StdError + Send + Sync + 'static) {
+    pub fn inner(&self) -> &(dyn StdError + Send + Sync + 'static) {
         &*self.inner
     }
 
     /// The first error of type `E` along the `source()` chain.
     pub fn find<E: StdError + 'static>(&self) -> Option<&E> {
-        let mut next: Option<&(dyn StdError + 'static)> = Some(self.get());
-        while let Some(error) = next {
-            if let Some(found) = error.downcast_ref::<E>() {
-                return Some(found);
-            }
-            next = error.source();
-        }
-        None
+        crate::chain::find(self.inner())
     }
 
     pub(crate) fn origin(&self) -> Origin {
@@ -93,7 +86,7 @@ impl Error {
     }
 
     pub(crate) fn chain(&self) -> Vec<ErrorLink> {
-        ErrorLink::chain(self.get(), Some(self.type_name))
+        ErrorLink::chain(self.inner(), Some(self.type_name))
     }
 }
 
@@ -117,7 +110,7 @@ impl IntoResponse for Error {
     /// Renders with the built-in mappings only (the layer re-renders with the full catalog
     /// and the request id), and carries the error along for the layer.
     fn into_response(self) -> Response {
-        let public = catalog::builtin_chain(self.get()).unwrap_or_else(ApiError::internal);
+        let public = catalog::builtin_chain(self.inner()).unwrap_or_else(ApiError::internal);
         let mut response = Format::Json.render(&public, None);
         response.extensions_mut().insert(Carried(self));
         response

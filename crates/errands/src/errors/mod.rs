@@ -14,11 +14,11 @@ mod api;
 mod catalog;
 mod error;
 mod format;
+mod layer_missing;
 mod pipeline;
 mod schedule;
 #[cfg(feature = "sqlx")]
 mod sqlx;
-mod unavailable;
 mod validation;
 
 pub use api::ApiError;
@@ -26,8 +26,8 @@ pub(crate) use catalog::Catalog;
 pub use catalog::ErrorContext;
 pub use error::{Error, Result};
 pub use format::Format;
+pub use layer_missing::LayerMissing;
 pub(crate) use pipeline::{respond, respond_to_panic};
 pub use schedule::ScheduleError;
-pub use unavailable::TasksUnavailable;
 pub(crate) use validation::violation_at;
 pub use validation::{ValidationError, Violation};

@@ -19,8 +19,10 @@ use crate::task::BoxError;
 ///
 /// * a response carrying an [`Error`]: resolved through the catalog, rendered, reported with
 ///   the error's chain;
-/// * an error status with an empty body: rendered with the status's default code;
-/// * any other error status (a body the handler wrote itself): sent as is, reported.
+/// * a 4xx response with a JSON body the handler wrote itself: sent as it is, reported;
+/// * any other error status — empty, a 5xx body (which might carry internal text), a non-JSON
+///   4xx body such as axum's own plain-text rejections — is rendered with the status's
+///   default code and message.
 pub(crate) fn respond<B>(response: Response<B>, scope: &Arc<RequestScope>) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -33,23 +35,38 @@ where
     if !is_error(status) {
         return response.map(Body::new);
     }
-    let origin = if response.headers().contains_key(header::ALLOW) || scope.route().is_none() {
-        Origin::Rejection
-    } else {
-        Origin::Handler
+    // axum's router answers an unknown route (404, no matched route) and a wrong method
+    // (405) itself: those are rejections, everything else came from a handler.
+    let routed = scope.route().is_some();
+    let origin = match status {
+        StatusCode::METHOD_NOT_ALLOWED => Origin::Rejection,
+        StatusCode::NOT_FOUND if !routed => Origin::Rejection,
+        _ => Origin::Handler,
     };
-    if response.body().size_hint().exact() == Some(0) {
-        let public = ApiError::from_status(status);
-        report(scope, origin, &public, "error status", Vec::new(), true);
-        return rendered(&public, response.headers(), scope);
+    if keeps_own_body(&response) {
+        let mut report = ErrorReport::new(origin)
+            .message("handler returned an error response")
+            .request(scope)
+            .handled(true);
+        report.status = Some(status);
+        scope.rt.report(report);
+        return response.map(Body::new);
     }
-    let mut report = ErrorReport::new(origin)
-        .message("handler returned an error response")
-        .request(scope)
-        .handled(true);
-    report.status = Some(status);
-    scope.rt.report(report);
-    response.map(Body::new)
+    let public = ApiError::from_status(status);
+    report(scope, origin, &public, "error status", Vec::new(), true);
+    rendered(&public, response.headers(), scope)
+}
+
+/// Whether an error response keeps the body its handler wrote: only a non-empty JSON body
+/// with a client-error status.
+fn keeps_own_body<B: http_body::Body>(response: &Response<B>) -> bool {
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim())
+        .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+    response.status().is_client_error() && json && response.body().size_hint().exact() != Some(0)
 }
 
 /// The response for a handler that panicked: `500 internal_error`, reported once with the
@@ -76,7 +93,7 @@ fn is_error(status: StatusCode) -> bool {
 fn render_error(error: &Error, headers: &HeaderMap, scope: &Arc<RequestScope>) -> Response<Body> {
     let ctx = ErrorContext::new(scope);
     let resolved = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        scope.rt.config.catalog.resolve(error.get(), &ctx)
+        scope.rt.config.catalog.resolve(error.inner(), &ctx)
     }));
     let (public, handled) = match resolved {
         Ok(Some(public)) => (public, true),
@@ -124,12 +141,23 @@ fn report(
     scope.rt.report(report);
 }
 
+/// Headers that describe the replaced body, and so must not travel with the new one.
+const REPRESENTATION: [header::HeaderName; 7] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_ENCODING,
+    header::CONTENT_RANGE,
+    header::TRANSFER_ENCODING,
+    header::ETAG,
+    header::LAST_MODIFIED,
+];
+
 /// Renders `public` with the request id, keeping the handler's other headers (such as
 /// `allow` on a 405).
 fn rendered(public: &ApiError, headers: &HeaderMap, scope: &RequestScope) -> Response<Body> {
     let mut response = scope.rt.config.format.render(public, Some(&scope.id));
     for (name, value) in headers {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+        if !REPRESENTATION.contains(name) {
             response.headers_mut().append(name.clone(), value.clone());
         }
     }

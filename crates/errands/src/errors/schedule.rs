@@ -5,8 +5,8 @@ use super::{ApiError, Error};
 
 /// Why a task could not be scheduled. The task was not started and counts as `rejected`.
 ///
-/// It converts into a response in the errands error schema (`503 shutting_down`), so
-/// handlers can use `?`:
+/// It converts into a response in the errands error schema (`503 shutting_down`; `500
+/// internal_error` for [`NoRuntime`](ScheduleError::NoRuntime)), so handlers can use `?`:
 ///
 /// ```
 /// use errands::{ScheduleError, Tasks};

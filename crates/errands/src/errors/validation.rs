@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::Error;
+use crate::chain::bounded;
 
 /// One violation: where (`loc`, for example `["body", "email"]`), what (`msg`), and a stable
 /// `type` such as `missing`, `invalid_type` or `json_invalid`.
@@ -13,7 +14,7 @@ use super::Error;
 pub struct Violation {
     /// The location: `body`, `query`, `path` or `form`, then the field path.
     pub loc: Vec<serde_json::Value>,
-    /// A human-readable message (at most 256 characters).
+    /// A human-readable message (at most [`MAX_MSG`](Violation::MAX_MSG) bytes, then cut).
     pub msg: String,
     /// A stable type.
     #[serde(rename = "type")]
@@ -21,8 +22,11 @@ pub struct Violation {
 }
 
 impl Violation {
-    /// Longest message kept; longer ones (which may quote large inputs) are cut.
+    /// Longest message kept, in bytes; longer ones (which may quote large inputs) are cut.
     pub const MAX_MSG: usize = 256;
+
+    /// Longest location segment kept, in bytes (a map key comes from the client).
+    pub const MAX_SEGMENT: usize = 128;
 
     /// A violation at `loc`.
     pub fn new(
@@ -30,18 +34,13 @@ impl Violation {
         msg: impl Into<String>,
         kind: impl Into<String>,
     ) -> Self {
-        let mut msg = msg.into();
-        if msg.len() > Self::MAX_MSG {
-            let mut cut = Self::MAX_MSG;
-            while !msg.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            msg.truncate(cut);
-            msg.push('…');
-        }
         Violation {
-            loc: loc.into_iter().map(Into::into).collect(),
-            msg,
+            loc: loc
+                .into_iter()
+                .map(Into::into)
+                .map(bounded_segment)
+                .collect(),
+            msg: bounded(msg.into(), Self::MAX_MSG),
             kind: kind.into(),
         }
     }
@@ -118,6 +117,13 @@ impl IntoResponse for ValidationError {
     }
 }
 
+fn bounded_segment(segment: serde_json::Value) -> serde_json::Value {
+    match segment {
+        serde_json::Value::String(s) => bounded(s, Violation::MAX_SEGMENT).into(),
+        other => other,
+    }
+}
+
 /// Builds the violation for a deserialization error at `path` below `root`.
 pub(crate) fn violation_at(
     root: &'static str,
@@ -140,10 +146,7 @@ pub(crate) fn violation_at(
     {
         loc.push(field.into());
     }
-    Violation {
-        loc,
-        ..Violation::new(Vec::<serde_json::Value>::new(), message, kind)
-    }
+    Violation::new(loc, message, kind)
 }
 
 /// A stable type for serde's standard error messages.

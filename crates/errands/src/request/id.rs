@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use http::HeaderValue;
 use http::request::Parts;
 
-use crate::errors::TasksUnavailable;
+use crate::errors::LayerMissing;
 
 /// The id of a request: the inbound `x-request-id` when it is 1–128 characters of
 /// `[A-Za-z0-9._:-]`, otherwise a freshly generated UUIDv7.
@@ -85,13 +85,13 @@ impl fmt::Debug for RequestId {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
-    type Rejection = TasksUnavailable;
+    type Rejection = LayerMissing;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
             .get::<RequestId>()
             .cloned()
-            .ok_or(TasksUnavailable)
+            .ok_or(LayerMissing)
     }
 }

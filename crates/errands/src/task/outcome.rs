@@ -135,14 +135,7 @@ impl TaskError {
     /// assert!(err.find::<SmtpDown>().is_some());
     /// ```
     pub fn find<E: StdError + 'static>(&self) -> Option<&E> {
-        let mut next: Option<&(dyn StdError + 'static)> = Some(self.error()?);
-        while let Some(err) = next {
-            if let Some(found) = err.downcast_ref::<E>() {
-                return Some(found);
-            }
-            next = err.source();
-        }
-        None
+        crate::chain::find(self.error()?)
     }
 
     /// Wraps an error the way a task returning `Err(error)` does.
@@ -181,11 +174,12 @@ impl<T: Send + 'static, E: Into<BoxError> + Send + 'static> TaskResult for Resul
 
 /// The text of a panic payload (`panic!` with a message gives a `String` or a `&str`).
 pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
+    let message = match payload.downcast::<String>() {
         Ok(s) => *s,
         Err(payload) => match payload.downcast::<&'static str>() {
             Ok(s) => (*s).to_owned(),
             Err(_) => "(non-string panic payload)".to_owned(),
         },
-    }
+    };
+    crate::chain::bounded(message, crate::chain::MAX_MESSAGE)
 }

@@ -11,9 +11,9 @@ use super::Error;
 #[error(
     "the errands layer is not installed on this route: add `.layer(errands.layer())` to the router"
 )]
-pub struct TasksUnavailable;
+pub struct LayerMissing;
 
-impl IntoResponse for TasksUnavailable {
+impl IntoResponse for LayerMissing {
     fn into_response(self) -> Response {
         // Without the layer there is no reporter to reach: this log line is the report.
         tracing::error!(target: "errands", error = %self, "errands extractor rejected the request");
