@@ -199,6 +199,16 @@ fn assert_schema(response: &TestResponse, status: u16, code: &str, error: &str, 
     );
 }
 
+fn assert_internal(response: &TestResponse) {
+    assert_schema(
+        response,
+        500,
+        "internal_error",
+        "Internal server error.",
+        Value::Null,
+    );
+}
+
 #[tokio::test]
 async fn unknown_route_is_404_not_found() {
     let (_, client) = client();
@@ -400,13 +410,7 @@ async fn a_handler_can_return_its_own_validation_error() {
 async fn unmapped_errors_are_500_without_internal_text_and_reported_with_their_chain() {
     let (_, client) = client();
     let response = client.get("/unmapped").await;
-    assert_schema(
-        &response,
-        500,
-        "internal_error",
-        "Internal server error.",
-        Value::Null,
-    );
+    assert_internal(&response);
     assert!(!response.text().contains("hunter2"));
     let reports = response.reports();
     assert_eq!(reports.len(), 1);
@@ -487,13 +491,7 @@ async fn mappers_match_along_the_source_chain_outermost_first() {
 async fn a_panicking_mapper_is_reported_and_the_error_becomes_500() {
     let (_, client) = client();
     let response = client.post("/declined").await;
-    assert_schema(
-        &response,
-        500,
-        "internal_error",
-        "Internal server error.",
-        Value::Null,
-    );
+    assert_internal(&response);
     let reports = response.reports();
     assert_eq!(reports.len(), 2, "{reports:#?}");
     assert!(

@@ -14,16 +14,7 @@ async fn charge_card(_card_number: String, _amount_cents: u64) -> Result<(), std
 
 #[tokio::test]
 async fn default_names_and_fields_reach_logs_but_argument_values_never_do() {
-    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let writer = {
-        let logs = logs.clone();
-        move || LogWriter(logs.clone())
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs();
 
     let errands = Errands::new();
     let tasks = errands.tasks();
@@ -64,6 +55,20 @@ async fn default_names_and_fields_reach_logs_but_argument_values_never_do() {
     let _ = id;
 }
 
+/// Sends this thread's log output into a buffer, for as long as the guard lives.
+fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let logs = logs.clone();
+        move || LogWriter(logs.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
 struct LogWriter(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for LogWriter {
@@ -78,16 +83,7 @@ impl std::io::Write for LogWriter {
 
 #[tokio::test]
 async fn a_failing_after_response_task_gives_one_report_and_one_log_event_with_the_request_id() {
-    let logs = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let writer = {
-        let logs = logs.clone();
-        move || LogWriter(logs.clone())
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs();
 
     let reports = Arc::new(Mutex::new(Vec::new()));
     let errands = Errands::builder()
