@@ -86,7 +86,7 @@ pub use runtime::{Errands, ErrandsBuilder};
 pub use shutdown::ShutdownSummary;
 pub use stats::Stats;
 pub use task::{
-    BoxError, ErrorHandler, Field, Outcome, SkipReason, TaskBuilder, TaskError, TaskId, TaskInfo,
-    TaskResult, Timing,
+    BoxError, ErrorHandler, ErrorHandlers, Field, Outcome, RetryBuilder, RetryPolicy, SkipReason,
+    TaskBuilder, TaskError, TaskId, TaskInfo, TaskResult, Timing,
 };
 pub use tasks::Tasks;

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::errors::{ApiError, Catalog, ErrorContext, Format};
+use crate::errors::{ApiError, Catalog, ErrorContext, Format, ScheduleError};
 use crate::layer::ErrandsLayer;
 use crate::report::{ErrorReport, Reporter, Reporters, TracingReporter};
 use crate::shutdown::ShutdownSummary;
@@ -41,6 +43,9 @@ pub struct Errands {
 }
 
 pub(crate) struct Config {
+    pub(crate) max_running: usize,
+    pub(crate) max_queued: usize,
+    pub(crate) max_blocking: usize,
     pub(crate) drain_timeout: Duration,
     pub(crate) shutdown_deadline: Duration,
     pub(crate) on_error: Option<ErrorHandler>,
@@ -51,6 +56,12 @@ pub(crate) struct Config {
 pub(crate) struct Inner {
     next_id: AtomicU64,
     pub(crate) counters: Counters,
+    /// Tasks scheduled and not terminal; capped at `max_running + max_queued`.
+    admitted: AtomicU64,
+    /// One permit per running (async) task.
+    pub(crate) slots: Arc<Semaphore>,
+    /// One permit per running blocking task.
+    pub(crate) blocking_slots: Arc<Semaphore>,
     /// Every started task; kept closed so `wait()` returns whenever no task runs.
     pub(crate) tasks: TaskTracker,
     /// Every request inside the layer until its response is over; kept closed likewise.
@@ -69,8 +80,35 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn next_task_id(&self) -> TaskId {
-        TaskId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    /// Admits one more task, or says why not (the call is then counted `rejected`).
+    pub(crate) fn admit(&self) -> Result<(TaskId, Handle), ScheduleError> {
+        let admitted = || {
+            if self.is_closed() {
+                return Err(ScheduleError::ShuttingDown);
+            }
+            let handle = Handle::try_current().map_err(|_| ScheduleError::NoRuntime)?;
+            let cap = (self.config.max_running + self.config.max_queued) as u64;
+            if self.admitted.fetch_add(1, Ordering::AcqRel) >= cap {
+                self.admitted.fetch_sub(1, Ordering::AcqRel);
+                return Err(ScheduleError::Overloaded);
+            }
+            Ok(handle)
+        };
+        match admitted() {
+            Ok(handle) => {
+                self.counters.scheduled();
+                Ok((TaskId(self.next_id.fetch_add(1, Ordering::Relaxed)), handle))
+            }
+            Err(error) => {
+                self.counters.rejected();
+                Err(error)
+            }
+        }
+    }
+
+    /// A task became terminal.
+    pub(crate) fn release_admission(&self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Whether the runtime stopped accepting tasks (shutdown passed the request drain).
@@ -168,6 +206,9 @@ impl Default for ErrandsBuilder {
     fn default() -> Self {
         ErrandsBuilder {
             config: Config {
+                max_running: 1024,
+                max_queued: 10_000,
+                max_blocking: 16,
                 drain_timeout: Duration::from_secs(30),
                 shutdown_deadline: Duration::from_secs(30),
                 on_error: None,
@@ -182,6 +223,31 @@ impl Default for ErrandsBuilder {
 }
 
 impl ErrandsBuilder {
+    /// How many tasks may run at once (default 1024; at least 1). Tasks beyond it wait,
+    /// `queued`, for a slot. A task keeps its slot through its retries' backoff and its
+    /// `on_error` handler.
+    pub fn max_running(mut self, tasks: usize) -> Self {
+        self.config.max_running = tasks.max(1);
+        self
+    }
+
+    /// How many more unfinished tasks — queued for a slot, or waiting for their request's
+    /// `after_*` moment — are accepted beyond `max_running` (default 10 000). Past
+    /// `max_running + max_queued` unfinished tasks, scheduling returns
+    /// [`ScheduleError::Overloaded`](crate::ScheduleError::Overloaded), a `503 overloaded`.
+    pub fn max_queued(mut self, tasks: usize) -> Self {
+        self.config.max_queued = tasks;
+        self
+    }
+
+    /// How many blocking tasks may run at once (default 16; at least 1), so that background
+    /// blocking work never takes all of tokio's blocking threads from blocking handlers.
+    /// Blocking tasks count towards `max_running + max_queued` too.
+    pub fn max_blocking(mut self, tasks: usize) -> Self {
+        self.config.max_blocking = tasks.max(1);
+        self
+    }
+
     /// How long shutdown waits for in-flight requests to finish (default 30 s).
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.config.drain_timeout = timeout;
@@ -251,6 +317,13 @@ impl ErrandsBuilder {
         self
     }
 
+    /// Uses an existing [`ErrorHandler`] — for example an [`ErrorHandlers`](crate::ErrorHandlers)
+    /// registry — as the default `on_error` handler.
+    pub fn task_error_handler(mut self, handler: impl Into<ErrorHandler>) -> Self {
+        self.config.on_error = Some(handler.into());
+        self
+    }
+
     /// Adds a reporter; every report reaches every reporter once.
     pub fn reporter(mut self, reporter: impl Reporter) -> Self {
         self.reporters.push(Arc::new(reporter));
@@ -292,6 +365,9 @@ impl ErrandsBuilder {
             inner: Arc::new(Inner {
                 next_id: AtomicU64::new(1),
                 counters: Counters::default(),
+                admitted: AtomicU64::new(0),
+                slots: Arc::new(Semaphore::new(self.config.max_running)),
+                blocking_slots: Arc::new(Semaphore::new(self.config.max_blocking)),
                 tasks,
                 requests,
                 started: CancellationToken::new(),

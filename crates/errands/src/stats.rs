@@ -13,7 +13,7 @@ use crate::task::Outcome;
 ///
 /// `scheduled = succeeded + failed + panicked + timed_out + cancelled + aborted + skipped + in_flight`
 ///
-/// where `in_flight = pending + running`. `rejected` counts schedule calls that returned an
+/// where `in_flight = pending + queued + running`. `rejected` counts schedule calls that returned an
 /// error; those tasks never count as scheduled. The counters are read one by one, so a
 /// snapshot taken while tasks change state may be off by the tasks in motion.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -39,16 +39,18 @@ pub struct Stats {
     pub rejected: u64,
     /// Tasks waiting for their request's `after_route` or `after_response` moment.
     pub pending: u64,
-    /// Tasks started and not yet terminal (including their `on_error` handler).
+    /// Tasks due to run, waiting for a free slot (`max_running`, or `max_blocking`).
+    pub queued: u64,
+    /// Tasks holding a slot and not yet terminal (including retries and `on_error`).
     pub running: u64,
     /// Requests inside the errands layer whose response is not over.
     pub requests_in_flight: u64,
 }
 
 impl Stats {
-    /// Tasks not terminal yet: `pending + running`.
+    /// Tasks not terminal yet: `pending + queued + running`.
     pub fn in_flight(&self) -> u64 {
-        self.pending + self.running
+        self.pending + self.queued + self.running
     }
 
     /// Tasks in a terminal state.
@@ -91,6 +93,7 @@ pub(crate) struct Counters {
     skipped: AtomicU64,
     rejected: AtomicU64,
     pending: AtomicU64,
+    queued: AtomicU64,
     running: AtomicU64,
 }
 
@@ -111,12 +114,20 @@ impl Counters {
         self.pending.fetch_sub(1, Relaxed);
     }
 
-    pub(crate) fn started(&self) {
-        self.running.fetch_add(1, Relaxed);
+    /// A task is due and waits for a slot.
+    pub(crate) fn queued(&self) {
+        self.queued.fetch_add(1, Relaxed);
     }
 
-    /// A task reached `outcome`; skipped tasks were never running.
-    pub(crate) fn finished(&self, outcome: Outcome) {
+    /// A queued task got its slot.
+    pub(crate) fn now_running(&self) {
+        self.running.fetch_add(1, Relaxed);
+        self.queued.fetch_sub(1, Relaxed);
+    }
+
+    /// A task reached `outcome`, from running or (when `running` is false) from the queue;
+    /// skipped tasks were never queued.
+    pub(crate) fn finished(&self, outcome: Outcome, running: bool) {
         let counter = match outcome {
             Outcome::Succeeded => &self.succeeded,
             Outcome::Failed => &self.failed,
@@ -124,13 +135,18 @@ impl Counters {
             Outcome::TimedOut => &self.timed_out,
             Outcome::Cancelled => &self.cancelled,
             Outcome::Aborted => &self.aborted,
-            Outcome::Skipped => {
-                self.skipped.fetch_add(1, Relaxed);
-                return;
-            }
+            Outcome::Skipped => &self.skipped,
         };
         counter.fetch_add(1, Relaxed);
-        self.running.fetch_sub(1, Relaxed);
+        match (outcome, running) {
+            (Outcome::Skipped, _) => {}
+            (_, true) => {
+                self.running.fetch_sub(1, Relaxed);
+            }
+            (_, false) => {
+                self.queued.fetch_sub(1, Relaxed);
+            }
+        }
     }
 
     pub(crate) fn snapshot(&self, requests_in_flight: usize) -> Stats {
@@ -145,6 +161,7 @@ impl Counters {
             skipped: self.skipped.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
             pending: self.pending.load(Relaxed),
+            queued: self.queued.load(Relaxed),
             running: self.running.load(Relaxed),
             requests_in_flight: requests_in_flight as u64,
         }

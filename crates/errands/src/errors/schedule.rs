@@ -5,8 +5,9 @@ use super::{ApiError, Error};
 
 /// Why a task could not be scheduled. The task was not started and counts as `rejected`.
 ///
-/// It converts into a response in the errands error schema (`503 shutting_down`; `500
-/// internal_error` for [`NoRuntime`](ScheduleError::NoRuntime)), so handlers can use `?`:
+/// It converts into a response in the errands error schema — `503 overloaded`, `503
+/// shutting_down`, or `500 internal_error` for [`NoRuntime`](ScheduleError::NoRuntime) — so
+/// handlers can use `?`:
 ///
 /// ```
 /// use errands::{ScheduleError, Tasks};
@@ -22,6 +23,9 @@ pub enum ScheduleError {
     /// Shutdown has passed the request drain: the runtime accepts no new tasks.
     #[error("the errands runtime is shutting down and accepts no new tasks")]
     ShuttingDown,
+    /// The runtime already holds `max_running + max_queued` unfinished tasks.
+    #[error("too many background tasks are unfinished; try again later")]
+    Overloaded,
     /// The call was made outside a tokio runtime.
     #[error("tasks can only be scheduled from within a tokio runtime")]
     NoRuntime,
@@ -35,6 +39,11 @@ impl ScheduleError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
                 "The service is shutting down.",
+            ),
+            ScheduleError::Overloaded => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "The service is overloaded; try again later.",
             ),
             ScheduleError::NoRuntime => ApiError::internal(),
         }

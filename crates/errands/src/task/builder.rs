@@ -4,11 +4,10 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::runtime::Handle;
-
+use super::work::{Blocking, Once, RetryHook, Retrying, Work};
 use super::{
-    ErrorHandler, Field, Pending, Prepared, TaskError, TaskId, TaskInfo, TaskMeta, TaskResult,
-    Timing, name,
+    ErrorHandler, Field, Pending, Prepared, RetryPolicy, TaskError, TaskId, TaskInfo, TaskMeta,
+    TaskResult, Timing, name,
 };
 use crate::errors::ScheduleError;
 use crate::tasks::Tasks;
@@ -96,9 +95,10 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
-    /// Uses an existing [`ErrorHandler`] for this task.
-    pub fn error_handler(mut self, handler: ErrorHandler) -> Self {
-        self.on_error = Some(handler);
+    /// Uses an existing [`ErrorHandler`] — for example an
+    /// [`ErrorHandlers`](crate::ErrorHandlers) registry — for this task.
+    pub fn error_handler(mut self, handler: impl Into<ErrorHandler>) -> Self {
+        self.on_error = Some(handler.into());
         self
     }
 
@@ -122,6 +122,7 @@ impl<'a> TaskBuilder<'a> {
     ///
     /// # Errors
     ///
+    /// [`ScheduleError::Overloaded`] past `max_running + max_queued` unfinished tasks,
     /// [`ScheduleError::ShuttingDown`] once shutdown has drained the requests, and
     /// [`ScheduleError::NoRuntime`] outside a tokio runtime. The task is then not started and
     /// is counted as `rejected`.
@@ -130,27 +131,55 @@ impl<'a> TaskBuilder<'a> {
         F: Future + Send + 'static,
         F::Output: TaskResult,
     {
+        self.submit(Once(future), std::any::type_name::<F>())
+    }
+
+    /// Runs `f` on tokio's blocking pool, under the runtime's `max_blocking` limit, so that
+    /// background blocking work cannot take the threads blocking handlers need.
+    ///
+    /// Blocking code cannot be interrupted: a timeout, a shutdown cancellation or an abort
+    /// ends the *task* (reported as usual), but the closure runs on until it returns, keeping
+    /// its blocking slot. `TaskInfo::current()` is not available inside it.
+    ///
+    /// ```
+    /// # async fn handler(tasks: errands::Tasks) -> Result<(), errands::ScheduleError> {
+    /// tasks.after_response().name("resize_image").schedule_blocking(|| {
+    ///     // CPU-heavy or blocking I/O work
+    ///     Ok::<_, std::io::Error>(())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`schedule`](TaskBuilder::schedule).
+    pub fn schedule_blocking<F, R>(self, f: F) -> Result<TaskId, ScheduleError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: TaskResult,
+    {
+        self.submit(Blocking(f), std::any::type_name::<F>())
+    }
+
+    /// Retries the task by `policy`: the task is then a factory, called again for every
+    /// attempt. `on_error` runs once, after the final attempt; a success after retries counts
+    /// once, as a success. Set the other options before this one.
+    pub fn retry(self, policy: RetryPolicy) -> RetryBuilder<'a> {
+        RetryBuilder {
+            task: self,
+            policy,
+            on_retry: None,
+        }
+    }
+
+    fn submit<W: Work>(self, work: W, type_name: &'static str) -> Result<TaskId, ScheduleError> {
         let rt = &self.tasks.rt;
-        let admitted = if rt.is_closed() {
-            Err(ScheduleError::ShuttingDown)
-        } else {
-            Handle::try_current().map_err(|_| ScheduleError::NoRuntime)
-        };
-        let handle = match admitted {
-            Ok(handle) => handle,
-            Err(error) => {
-                rt.counters.rejected();
-                return Err(error);
-            }
-        };
-        let id = rt.next_task_id();
+        let (id, handle) = rt.admit()?;
         let request = self.tasks.scope.clone();
         let info = TaskInfo {
             meta: Arc::new(TaskMeta {
                 id,
-                name: self
-                    .name
-                    .unwrap_or_else(|| name::derive(std::any::type_name::<F>())),
+                name: self.name.unwrap_or_else(|| name::derive(type_name)),
                 timing: self.timing,
                 shielded: self.shielded,
                 always: self.always,
@@ -159,12 +188,11 @@ impl<'a> TaskBuilder<'a> {
             }),
             attempt: 1,
         };
-        rt.counters.scheduled();
         let task = Prepared {
             rt: rt.clone(),
             handle,
             info,
-            future,
+            work,
             on_error: self.on_error,
             timeout: self.timeout,
         };
@@ -173,5 +201,60 @@ impl<'a> TaskBuilder<'a> {
             None => task.start(),
         }
         Ok(id)
+    }
+}
+
+/// A task with a [`RetryPolicy`], made by [`TaskBuilder::retry`].
+///
+/// ```
+/// use std::time::Duration;
+/// use errands::{RetryPolicy, Tasks};
+///
+/// async fn deliver(to: String) -> Result<(), std::io::Error> { Ok(()) }
+///
+/// async fn handler(tasks: Tasks) -> Result<(), errands::ScheduleError> {
+///     let to = "ada@example.com".to_owned();
+///     tasks
+///         .after_response()
+///         .name("welcome_email")
+///         .retry(RetryPolicy::exponential(Duration::from_millis(500)).max_attempts(4))
+///         .on_retry(|info, error| tracing::info!(attempt = info.attempt(), %error, "retrying"))
+///         .schedule(move || deliver(to.clone()))?;
+///     Ok(())
+/// }
+/// # let _ = axum::Router::<()>::new().route("/", axum::routing::post(handler));
+/// ```
+#[must_use = "a task is only scheduled by calling `.schedule(..)`"]
+pub struct RetryBuilder<'a> {
+    task: TaskBuilder<'a>,
+    policy: RetryPolicy,
+    on_retry: Option<RetryHook>,
+}
+
+impl RetryBuilder<'_> {
+    /// Called with each failed attempt that will be retried (not with the final one, which
+    /// goes to `on_error`). It must not block; a panic in it is contained and reported.
+    pub fn on_retry(mut self, hook: impl Fn(&TaskInfo, &TaskError) + Send + Sync + 'static) -> Self {
+        self.on_retry = Some(Arc::new(hook));
+        self
+    }
+
+    /// Schedules the task; `factory` makes each attempt's future.
+    ///
+    /// # Errors
+    ///
+    /// As for [`TaskBuilder::schedule`].
+    pub fn schedule<F, Fut>(self, factory: F) -> Result<TaskId, ScheduleError>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        let work = Retrying {
+            factory,
+            policy: self.policy,
+            on_retry: self.on_retry,
+        };
+        self.task.submit(work, std::any::type_name::<Fut>())
     }
 }

@@ -99,6 +99,13 @@ impl TaskInfo {
         CURRENT.try_with(Clone::clone).ok()
     }
 
+    pub(crate) fn with_attempt(&self, attempt: u32) -> TaskInfo {
+        TaskInfo {
+            meta: self.meta.clone(),
+            attempt,
+        }
+    }
+
     pub(crate) async fn scope<F: Future>(self, fut: F) -> F::Output {
         CURRENT.scope(self, fut).await
     }
@@ -129,7 +136,8 @@ impl TaskInfo {
         self.meta.always
     }
 
-    /// The attempt number, starting at 1.
+    /// The attempt number, starting at 1; with a [`RetryPolicy`](crate::RetryPolicy), the
+    /// attempt the task is in (or, in reports, ended in).
     pub fn attempt(&self) -> u32 {
         self.attempt
     }

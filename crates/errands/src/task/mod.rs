@@ -1,13 +1,18 @@
 //! Tasks: how they are configured, run, and how they end.
 
 mod builder;
+mod dispatch;
 mod handler;
 mod info;
 mod name;
 mod outcome;
+mod retry;
 mod run;
+mod work;
 
-pub use builder::TaskBuilder;
+pub use builder::{RetryBuilder, TaskBuilder};
+pub use dispatch::ErrorHandlers;
+pub use retry::RetryPolicy;
 pub use handler::ErrorHandler;
 pub(crate) use info::TaskMeta;
 pub use info::{Field, TaskId, TaskInfo, Timing};

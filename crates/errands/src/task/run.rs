@@ -1,26 +1,30 @@
-//! Running one task: containment, cancellation, timeout, `on_error` and exactly one report.
+//! Running one task: limits, containment, cancellation, `on_error` and exactly one report.
 //!
 //! The contract of this module, which every path below keeps:
 //!
-//! * A started task ends in exactly one terminal [`Outcome`], counted once in the stats.
+//! * A started task ends in exactly one terminal [`Outcome`], counted once in the stats —
+//!   even if the tokio runtime drops it or user code panics while being dropped.
 //! * Every outcome other than `succeeded` is reported once, before `on_error` runs, so a
 //!   handler that hangs or is aborted never hides the failure.
 //! * Panics in the task or its handler are caught here; nothing escapes to tokio, so nothing
 //!   is lost with a dropped `JoinHandle`.
+//! * A task waits for a slot (`queued`) before it runs (`running`); at most `max_running`
+//!   hold one at a time (blocking tasks: `max_blocking`).
 //! * An unshielded task stops when shutdown cancels it (`cancelled`); any task, with its
 //!   handler, stops when shutdown aborts (`aborted`). Both take effect at the task's next
-//!   `.await`, as cancellation does everywhere in async Rust.
+//!   `.await` — or, queued, at once — as cancellation does everywhere in async Rust.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::runtime::Handle;
 use tracing::Instrument;
 
-use super::{ErrorHandler, Outcome, SkipReason, TaskError, TaskInfo, TaskResult};
+use super::work::Work;
+use super::{ErrorHandler, Outcome, SkipReason, TaskError, TaskInfo};
 use crate::report::{ErrorReport, Origin};
 use crate::runtime::Inner;
 
@@ -42,20 +46,16 @@ pub(crate) trait Pending: Send {
     fn skip_boxed(self: Box<Self>, reason: SkipReason);
 }
 
-pub(crate) struct Prepared<F> {
+pub(crate) struct Prepared<W> {
     pub(crate) rt: Arc<Inner>,
     pub(crate) handle: Handle,
     pub(crate) info: TaskInfo,
-    pub(crate) future: F,
+    pub(crate) work: W,
     pub(crate) on_error: Option<ErrorHandler>,
     pub(crate) timeout: Option<Duration>,
 }
 
-impl<F> Pending for Prepared<F>
-where
-    F: Future + Send + 'static,
-    F::Output: TaskResult,
-{
+impl<W: Work> Pending for Prepared<W> {
     fn info(&self) -> &TaskInfo {
         &self.info
     }
@@ -68,7 +68,7 @@ where
         if self.rt.is_closed() {
             return self.skip(SkipReason::ShuttingDown);
         }
-        self.rt.counters.started();
+        self.rt.counters.queued();
         let request_token = self.info.meta.request.as_ref().map(|r| r.tracker.token());
         let span = tracing::info_span!(
             target: "errands",
@@ -89,18 +89,17 @@ where
     }
 
     fn skip(self, reason: SkipReason) {
-        let Prepared {
-            rt, info, future, ..
-        } = self;
+        let Prepared { rt, info, work, .. } = self;
         rt.report(
             ErrorReport::task(&info, Outcome::Skipped)
                 .message(format!("task skipped: {reason}"))
                 .skip_reason(reason),
         );
-        finish(&rt, &info, Outcome::Skipped);
-        // The future never runs; a panicking `Drop` in it must not escape into the caller,
+        rt.counters.finished(Outcome::Skipped, false);
+        finish(&rt, &info);
+        // The work never runs; a panicking `Drop` in it must not escape into the caller,
         // which may be releasing the rest of a batch.
-        let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(future)));
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(work)));
     }
 
     fn start_boxed(self: Box<Self>) {
@@ -118,28 +117,28 @@ enum Stop {
     Error(TaskError),
 }
 
-impl<F> Prepared<F>
-where
-    F: Future + Send + 'static,
-    F::Output: TaskResult,
-{
+impl<W: Work> Prepared<W> {
     async fn run(self) {
-        let Prepared {
-            rt,
-            handle: _,
-            info,
-            future,
-            on_error,
-            timeout,
-        } = self;
-        let mut finished = Unfinished::new(&rt, &info);
-        let body = info.clone().scope(guarded(future, timeout));
+        let Prepared { rt, handle: _, info, work, on_error, timeout } = self;
+        let attempt = AtomicU32::new(1);
+        let finished = Unfinished::new(&rt, &info);
+        let body = async {
+            let permit = W::slots(&rt)
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("errands never closes its semaphores");
+            rt.counters.now_running();
+            finished.running.store(true, Ordering::Relaxed);
+            work.run(&rt, &info, timeout, &attempt, permit).await
+        };
         let result = tokio::select! {
             biased;
             _ = rt.cancel.cancelled(), if !info.is_shielded() => Err(Stop::Cancelled),
             _ = rt.abort.cancelled() => Err(Stop::Aborted),
             result = body => result.map_err(Stop::Error),
         };
+        let info = info.with_attempt(attempt.load(Ordering::Relaxed));
         let outcome = match result {
             Ok(()) => Outcome::Succeeded,
             Err(Stop::Cancelled) => {
@@ -171,7 +170,7 @@ where
                 outcome
             }
         };
-        finished.outcome = Some(outcome);
+        let _ = finished.outcome.set(outcome);
     }
 }
 
@@ -181,7 +180,8 @@ where
 struct Unfinished<'a> {
     rt: &'a Inner,
     info: &'a TaskInfo,
-    outcome: Option<Outcome>,
+    running: AtomicBool,
+    outcome: OnceLock<Outcome>,
 }
 
 impl<'a> Unfinished<'a> {
@@ -189,46 +189,32 @@ impl<'a> Unfinished<'a> {
         Unfinished {
             rt,
             info,
-            outcome: None,
+            running: AtomicBool::new(false),
+            outcome: OnceLock::new(),
         }
     }
 }
 
 impl Drop for Unfinished<'_> {
     fn drop(&mut self) {
-        let outcome = self.outcome.unwrap_or_else(|| {
-            self.rt
-                .report(ErrorReport::task(self.info, Outcome::Aborted).message(
+        let outcome = self.outcome.get().copied().unwrap_or_else(|| {
+            self.rt.report(ErrorReport::task(self.info, Outcome::Aborted).message(
                 "task dropped before it finished (runtime shut down, or a panic while dropping it)",
             ));
             Outcome::Aborted
         });
-        finish(self.rt, self.info, outcome);
+        let running = self.running.load(Ordering::Relaxed);
+        self.rt.counters.finished(outcome, running);
+        finish(self.rt, self.info);
     }
 }
 
-fn finish(rt: &Inner, info: &TaskInfo, outcome: Outcome) {
-    rt.counters.finished(outcome);
+/// Frees what the task held in the runtime and its request.
+fn finish(rt: &Inner, info: &TaskInfo) {
+    rt.release_admission();
     if let Some(request) = &info.meta.request {
         request.task_ended(info.id());
     }
-}
-
-/// The task's own future with panics caught and the timeout applied.
-async fn guarded<F>(future: F, timeout: Option<Duration>) -> Result<(), TaskError>
-where
-    F: Future,
-    F::Output: TaskResult,
-{
-    let caught = AssertUnwindSafe(future.map(TaskResult::into_task_result)).catch_unwind();
-    let result = match timeout {
-        Some(limit) => match tokio::time::timeout(limit, caught).await {
-            Ok(result) => result,
-            Err(_) => return Err(TaskError::TimedOut(limit)),
-        },
-        None => caught.await,
-    };
-    result.unwrap_or_else(|panic| Err(TaskError::from_panic(panic)))
 }
 
 /// Runs an `on_error` handler, contained: its failure, panic or abort is reported once.

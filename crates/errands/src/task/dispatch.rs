@@ -1,0 +1,123 @@
+//! [`ErrorHandlers`]: routing task errors to handlers by error type.
+
+use std::error::Error as StdError;
+
+use super::{ErrorHandler, TaskError, TaskInfo, TaskResult};
+
+type Matcher = Box<dyn Fn(&TaskError) -> bool + Send + Sync>;
+
+/// Routes a task's error to a handler chosen by the error's type, with a fallback: the
+/// type-dispatching error handler registry, as a first-class [`ErrorHandler`].
+///
+/// Routes are tried in the order they were added; the first that matches handles the error.
+/// [`on::<E>`](ErrorHandlers::on) matches a failure with an `E` anywhere along its `source()`
+/// chain. Without a matching route the [`fallback`](ErrorHandlers::fallback) runs, if any.
+/// Use the result per task ([`TaskBuilder::error_handler`](crate::TaskBuilder::error_handler))
+/// or as the runtime's default
+/// ([`ErrandsBuilder::task_error_handler`](crate::ErrandsBuilder::task_error_handler)).
+///
+/// ```
+/// use errands::{ErrorHandler, ErrorHandlers, TaskError, TaskInfo};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("connection refused")]
+/// struct ConnectionRefused;
+///
+/// let handlers: ErrorHandler = ErrorHandlers::new()
+///     .on::<ConnectionRefused, _, _>(|info: TaskInfo, _: TaskError| async move {
+///         tracing::warn!(task = info.name(), "upstream down; paging nobody");
+///     })
+///     .on_panic(|info: TaskInfo, error: TaskError| async move {
+///         tracing::error!(task = info.name(), %error, "bug: paging the owner");
+///     })
+///     .fallback(|info: TaskInfo, error: TaskError| async move {
+///         tracing::error!(task = info.name(), %error, "task failed");
+///     })
+///     .into();
+/// # let _ = handlers;
+/// ```
+#[must_use]
+#[derive(Default)]
+pub struct ErrorHandlers {
+    routes: Vec<(Matcher, ErrorHandler)>,
+    fallback: Option<ErrorHandler>,
+}
+
+impl ErrorHandlers {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Handles failures whose error chain contains an `E`.
+    pub fn on<E, F, Fut>(self, handler: F) -> Self
+    where
+        E: StdError + 'static,
+        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.route(|error| error.find::<E>().is_some(), handler)
+    }
+
+    /// Handles panics.
+    pub fn on_panic<F, Fut>(self, handler: F) -> Self
+    where
+        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.route(|error| matches!(error, TaskError::Panicked { .. }), handler)
+    }
+
+    /// Handles timeouts.
+    pub fn on_timeout<F, Fut>(self, handler: F) -> Self
+    where
+        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.route(|error| matches!(error, TaskError::TimedOut(_)), handler)
+    }
+
+    /// Handles whatever no route matched.
+    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.fallback = Some(ErrorHandler::new(handler));
+        self
+    }
+
+    fn route<F, Fut>(mut self, matches: fn(&TaskError) -> bool, handler: F) -> Self
+    where
+        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.routes.push((Box::new(matches), ErrorHandler::new(handler)));
+        self
+    }
+}
+
+impl From<ErrorHandlers> for ErrorHandler {
+    fn from(registry: ErrorHandlers) -> Self {
+        ErrorHandler::new(move |info: TaskInfo, error: TaskError| {
+            let chosen = registry
+                .routes
+                .iter()
+                .find(|(matches, _)| matches(&error))
+                .map(|(_, handler)| handler)
+                .or(registry.fallback.as_ref())
+                .cloned();
+            async move {
+                match chosen {
+                    Some(handler) => handler.call(info, error).await,
+                    None => Ok(()),
+                }
+            }
+        })
+    }
+}
