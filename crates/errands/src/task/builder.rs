@@ -234,7 +234,10 @@ pub struct RetryBuilder<'a> {
 impl RetryBuilder<'_> {
     /// Called with each failed attempt that will be retried (not with the final one, which
     /// goes to `on_error`). It must not block; a panic in it is contained and reported.
-    pub fn on_retry(mut self, hook: impl Fn(&TaskInfo, &TaskError) + Send + Sync + 'static) -> Self {
+    pub fn on_retry(
+        mut self,
+        hook: impl Fn(&TaskInfo, &TaskError) + Send + Sync + 'static,
+    ) -> Self {
         self.on_retry = Some(Arc::new(hook));
         self
     }

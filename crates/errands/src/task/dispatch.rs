@@ -97,7 +97,8 @@ impl ErrorHandlers {
         Fut: Future + Send + 'static,
         Fut::Output: TaskResult,
     {
-        self.routes.push((Box::new(matches), ErrorHandler::new(handler)));
+        self.routes
+            .push((Box::new(matches), ErrorHandler::new(handler)));
         self
     }
 }

@@ -12,10 +12,10 @@ mod work;
 
 pub use builder::{RetryBuilder, TaskBuilder};
 pub use dispatch::ErrorHandlers;
-pub use retry::RetryPolicy;
 pub use handler::ErrorHandler;
 pub(crate) use info::TaskMeta;
 pub use info::{Field, TaskId, TaskInfo, Timing};
 pub(crate) use outcome::panic_message;
 pub use outcome::{BoxError, Outcome, SkipReason, TaskError, TaskResult};
+pub use retry::RetryPolicy;
 pub(crate) use run::{Pending, Prepared};

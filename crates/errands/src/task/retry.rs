@@ -67,7 +67,11 @@ impl RetryPolicy {
 
     /// The factor between consecutive delays (at least 1).
     pub fn multiplier(mut self, multiplier: f64) -> Self {
-        self.multiplier = if multiplier.is_finite() { multiplier.max(1.0) } else { 1.0 };
+        self.multiplier = if multiplier.is_finite() {
+            multiplier.max(1.0)
+        } else {
+            1.0
+        };
         self
     }
 
@@ -79,19 +83,27 @@ impl RetryPolicy {
 
     /// The largest share (0 to 1) taken off a delay at random; 0 makes delays exact.
     pub fn jitter(mut self, jitter: f64) -> Self {
-        self.jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+        self.jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self
     }
 
     /// Retries when the task failed with an error of type `E` anywhere along its `source()`
     /// chain.
     pub fn retry_on<E: StdError + 'static>(mut self) -> Self {
-        self.predicates.push(Arc::new(|error| error.find::<E>().is_some()));
+        self.predicates
+            .push(Arc::new(|error| error.find::<E>().is_some()));
         self
     }
 
     /// Retries when `predicate` says so; it sees failures, panics and timeouts alike.
-    pub fn retry_if(mut self, predicate: impl Fn(&TaskError) -> bool + Send + Sync + 'static) -> Self {
+    pub fn retry_if(
+        mut self,
+        predicate: impl Fn(&TaskError) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.predicates.push(Arc::new(predicate));
         self
     }

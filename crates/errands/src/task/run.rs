@@ -119,7 +119,14 @@ enum Stop {
 
 impl<W: Work> Prepared<W> {
     async fn run(self) {
-        let Prepared { rt, handle: _, info, work, on_error, timeout } = self;
+        let Prepared {
+            rt,
+            handle: _,
+            info,
+            work,
+            on_error,
+            timeout,
+        } = self;
         let attempt = AtomicU32::new(1);
         let finished = Unfinished::new(&rt, &info);
         let body = async {
@@ -198,7 +205,8 @@ impl<'a> Unfinished<'a> {
 impl Drop for Unfinished<'_> {
     fn drop(&mut self) {
         let outcome = self.outcome.get().copied().unwrap_or_else(|| {
-            self.rt.report(ErrorReport::task(self.info, Outcome::Aborted).message(
+            self.rt
+                .report(ErrorReport::task(self.info, Outcome::Aborted).message(
                 "task dropped before it finished (runtime shut down, or a panic while dropping it)",
             ));
             Outcome::Aborted

@@ -90,7 +90,8 @@ where
             match result {
                 Err(error) if self.policy.retries(current, &error) => {
                     if let Some(hook) = &self.on_retry {
-                        let called = std::panic::catch_unwind(AssertUnwindSafe(|| hook(&info, &error)));
+                        let called =
+                            std::panic::catch_unwind(AssertUnwindSafe(|| hook(&info, &error)));
                         if let Err(panic) = called {
                             rt.report(
                                 ErrorReport::task(&info, super::Outcome::Panicked)
