@@ -1,7 +1,6 @@
 //! Reports: every error and every non-successful task ends up here, exactly once.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -280,7 +279,7 @@ impl Reporter for TracingReporter {
         let task = r.task.as_ref();
         let fields = task
             .filter(|t| !t.fields().is_empty())
-            .map(|t| FieldsJson(t.fields()).to_string());
+            .map(|t| t.fields_json().to_string());
         report_event!(
             r.level(),
             target: "errands",
@@ -303,19 +302,6 @@ impl Reporter for TracingReporter {
             "{}",
             r.message,
         );
-    }
-}
-
-struct FieldsJson<'a>(&'a [crate::task::Field]);
-
-impl fmt::Display for FieldsJson<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let map: serde_json::Map<String, serde_json::Value> = self
-            .0
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect();
-        write!(f, "{}", serde_json::Value::Object(map))
     }
 }
 

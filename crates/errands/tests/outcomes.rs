@@ -70,7 +70,7 @@ async fn on_error_gets_the_task_info_and_the_original_error() {
         found_original,
         "the original error and its source are reachable"
     );
-    assert_eq!(message, "task failed");
+    assert_eq!(message, "mail server refused the message");
     assert_eq!(info.name(), "send_welcome_email");
     assert_eq!(info.timing(), Timing::AfterResponse);
     assert!(info.is_shielded());

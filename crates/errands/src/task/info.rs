@@ -147,6 +147,29 @@ impl TaskInfo {
         &self.meta.fields
     }
 
+    /// The context fields as one JSON object, as reports and logs show them.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let errands = errands::Errands::new();
+    /// errands.tasks().immediate().field("order_id", 7).schedule(async {
+    ///     let info = errands::TaskInfo::current().unwrap();
+    ///     assert_eq!(info.fields_json(), serde_json::json!({"order_id": 7}));
+    /// }).unwrap();
+    /// # errands.idle().await;
+    /// # assert_eq!(errands.stats().succeeded, 1);
+    /// # }
+    /// ```
+    pub fn fields_json(&self) -> serde_json::Value {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .meta
+            .fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        serde_json::Value::Object(map)
+    }
+
     /// The value of one context field.
     pub fn field(&self, key: &str) -> Option<&serde_json::Value> {
         self.meta

@@ -78,30 +78,48 @@ impl fmt::Display for SkipReason {
 }
 
 /// The error a task ended with, given to `on_error` handlers.
-#[derive(Debug, thiserror::Error)]
+///
+/// A [`Failed`](TaskError::Failed) error displays as the error the task returned, and its
+/// `source()` is that error's source (it is transparent).
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum TaskError {
-    /// The task returned `Err`; the original error is the source.
-    #[error("task failed")]
+    /// The task returned `Err`.
     Failed {
         /// The error the task returned.
-        #[source]
         error: BoxError,
         /// The Rust type name of the error the task returned.
         type_name: &'static str,
     },
     /// The task panicked.
-    #[error("task panicked: {message}")]
     Panicked {
         /// The panic message, when the payload was a string.
         message: String,
     },
     /// The task ran past its timeout.
-    #[error("task timed out after {0:?}")]
     TimedOut(Duration),
     /// Shutdown cancelled the task.
-    #[error("task cancelled by shutdown")]
     Cancelled,
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Failed { error, .. } => fmt::Display::fmt(error, f),
+            TaskError::Panicked { message } => write!(f, "task panicked: {message}"),
+            TaskError::TimedOut(limit) => write!(f, "task timed out after {limit:?}"),
+            TaskError::Cancelled => f.write_str("task cancelled by shutdown"),
+        }
+    }
+}
+
+impl StdError for TaskError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            TaskError::Failed { error, .. } => error.source(),
+            _ => None,
+        }
+    }
 }
 
 impl TaskError {
