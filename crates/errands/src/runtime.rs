@@ -87,7 +87,10 @@ impl Inner {
                 return Err(ScheduleError::ShuttingDown);
             }
             let handle = Handle::try_current().map_err(|_| ScheduleError::NoRuntime)?;
-            let cap = (self.config.max_running + self.config.max_queued) as u64;
+            let cap = self
+                .config
+                .max_running
+                .saturating_add(self.config.max_queued) as u64;
             if self.admitted.fetch_add(1, Ordering::AcqRel) >= cap {
                 self.admitted.fetch_sub(1, Ordering::AcqRel);
                 return Err(ScheduleError::Overloaded);
@@ -227,7 +230,7 @@ impl ErrandsBuilder {
     /// `queued`, for a slot. A task keeps its slot through its retries' backoff and its
     /// `on_error` handler.
     pub fn max_running(mut self, tasks: usize) -> Self {
-        self.config.max_running = tasks.max(1);
+        self.config.max_running = tasks.clamp(1, Semaphore::MAX_PERMITS);
         self
     }
 
@@ -244,7 +247,7 @@ impl ErrandsBuilder {
     /// blocking work never takes all of tokio's blocking threads from blocking handlers.
     /// Blocking tasks count towards `max_running + max_queued` too.
     pub fn max_blocking(mut self, tasks: usize) -> Self {
-        self.config.max_blocking = tasks.max(1);
+        self.config.max_blocking = tasks.clamp(1, Semaphore::MAX_PERMITS);
         self
     }
 

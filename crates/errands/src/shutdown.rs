@@ -62,9 +62,11 @@ impl Errands {
         self.inner.started.clone().cancelled_owned()
     }
 
-    /// Skips to the abort: every task still running stops at its next `.await` and is
-    /// reported `aborted` (unshielded ones `cancelled`). This is what a second signal does.
+    /// Skips to the abort: the runtime stops accepting tasks, and every task still running
+    /// stops at its next `.await` and is reported `aborted` (unshielded ones `cancelled`).
+    /// This is what a second signal does; [`shutdown`](Errands::shutdown) then finishes fast.
     pub fn abort(&self) {
+        self.inner.close();
         self.inner.started.cancel();
         self.inner.abort.cancel();
     }

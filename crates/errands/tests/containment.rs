@@ -219,6 +219,13 @@ fn a_task_dropped_with_the_tokio_runtime_is_still_counted_and_reported() {
             .schedule(std::future::pending::<()>())
             .unwrap();
         tokio::task::yield_now().await;
+        // Spawned but never polled before the runtime goes away.
+        errands
+            .tasks()
+            .immediate()
+            .name("never_polled")
+            .schedule(async {})
+            .unwrap();
     });
     drop(runtime);
     assert!(
@@ -226,7 +233,8 @@ fn a_task_dropped_with_the_tokio_runtime_is_still_counted_and_reported() {
         "{:?}",
         probe.events()
     );
-    assert_eq!(errands.stats().aborted, 1);
+    assert!(probe.has("report:task:aborted:never_polled"));
+    assert_eq!(errands.stats().aborted, 2);
     assert_balanced(&errands);
 }
 

@@ -498,3 +498,84 @@ async fn error_handlers_route_by_type_along_the_chain_with_a_fallback() {
     .collect();
     assert_eq!(routed, expected);
 }
+
+#[tokio::test]
+async fn a_task_keeps_its_slot_through_its_on_error_handler() {
+    let probe = Probe::new();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .max_running(1)
+        .build();
+    let gate = probe.clone();
+    errands
+        .tasks()
+        .immediate()
+        .on_error(move |_, _| {
+            let gate = gate.clone();
+            async move {
+                gate.hit("handler waiting");
+                gate.gate("handler").await;
+            }
+        })
+        .schedule(async { Err::<(), _>(Transient) })
+        .unwrap();
+    let next = probe.clone();
+    errands
+        .tasks()
+        .schedule(async move { next.hit("next ran") })
+        .unwrap();
+    probe.reached("handler waiting").await;
+    tokio::task::yield_now().await;
+    let stats = errands.stats();
+    assert_eq!((stats.running, stats.queued), (1, 1), "{stats:?}");
+    assert!(!probe.has("next ran"));
+    probe.open("handler");
+    idle(&errands).await;
+    assert!(probe.index("open:handler") < probe.index("next ran"));
+}
+
+#[tokio::test]
+async fn a_blocking_closure_past_its_timeout_keeps_the_runtime_busy_until_it_returns() {
+    let probe = Probe::new();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .reporter(probe_reporter(&probe))
+        .build();
+    let (release_tx, release) = std::sync::mpsc::channel::<()>();
+    let done = probe.clone();
+    errands
+        .tasks()
+        .immediate()
+        .name("stuck_io")
+        .timeout(Duration::from_millis(10))
+        .schedule_blocking(move || {
+            release.recv().unwrap(); // blocks this thread until the test releases it
+            done.hit("closure returned");
+        })
+        .unwrap();
+    probe.reached("report:task:timed_out:stuck_io").await;
+    let waiter = {
+        let (errands, probe) = (errands.clone(), probe.clone());
+        tokio::spawn(async move {
+            errands.idle().await;
+            probe.hit("idle");
+        })
+    };
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!probe.has("idle"), "the closure still runs");
+    release_tx.send(()).unwrap();
+    waiter.await.unwrap();
+    assert!(probe.index("closure returned") < probe.index("idle"));
+}
+
+#[tokio::test]
+async fn abort_alone_also_stops_accepting_tasks() {
+    let errands = Errands::builder().without_tracing_reporter().build();
+    errands.abort();
+    assert_eq!(
+        errands.tasks().schedule(async {}),
+        Err(ScheduleError::ShuttingDown)
+    );
+}

@@ -11,6 +11,7 @@
 //!    `after_response` batch is released. From here on, the scope behaves like no request:
 //!    every task starts at once, so a handle that outlives its request never drops a task.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use axum::extract::MatchedPath;
@@ -43,7 +44,7 @@ struct State {
     after_route: Vec<Box<dyn Pending>>,
     after_response: Vec<Box<dyn Pending>>,
     /// Tasks of this request that are not terminal yet, for naming them in `settle()`.
-    live: Vec<TaskInfo>,
+    live: HashMap<TaskId, TaskInfo>,
 }
 
 pub(crate) struct RequestScope {
@@ -81,7 +82,7 @@ impl RequestScope {
                 phase: Phase::Handling,
                 after_route: Vec::new(),
                 after_response: Vec::new(),
-                live: Vec::new(),
+                live: HashMap::new(),
             }),
         }
     }
@@ -103,7 +104,7 @@ impl RequestScope {
     /// Takes a newly scheduled task of this request and starts, queues or skips it.
     pub(crate) fn admit<P: Pending + 'static>(&self, task: P) {
         let mut state = self.state();
-        state.live.push(task.info().clone());
+        state.live.insert(task.info().id(), task.info().clone());
         let info = task.info();
         let verdict = match (&state.phase, info.timing()) {
             (Phase::Done, _) | (_, Timing::Immediate) => Verdict::Start,
@@ -136,17 +137,15 @@ impl RequestScope {
 
     /// A task of this request reached its terminal state.
     pub(crate) fn task_ended(&self, id: TaskId) {
-        let mut state = self.state();
-        if let Some(pos) = state.live.iter().position(|t| t.id() == id) {
-            state.live.swap_remove(pos);
-        }
+        self.state().live.remove(&id);
     }
 
-    /// Names of the tasks of this request that are not terminal yet.
+    /// Names of the tasks of this request that are not terminal yet, in the order scheduled.
     pub(crate) fn unfinished(&self) -> Vec<String> {
-        self.state()
-            .live
-            .iter()
+        let state = self.state();
+        let mut live: Vec<&TaskInfo> = state.live.values().collect();
+        live.sort_by_key(|t| t.id());
+        live.iter()
             .map(|t| format!("{} (id {}, {})", t.name(), t.id(), t.timing()))
             .collect()
     }

@@ -17,6 +17,9 @@ type Predicate = Arc<dyn Fn(&TaskError) -> bool + Send + Sync>;
 /// then reduced by a random share of at most `jitter` (so it lies in
 /// `[base × (1 − jitter), base]`, see [`delay_bounds`](RetryPolicy::delay_bounds)).
 ///
+/// The jitter is random; for exact timings (for example in tests under
+/// `tokio::time::pause()`) set [`jitter(0.0)`](RetryPolicy::jitter).
+///
 /// By default a task is retried when it *failed* or *timed out*, never when it panicked.
 /// [`retry_on`](RetryPolicy::retry_on) and [`retry_if`](RetryPolicy::retry_if) replace that
 /// default: the task is then retried when any of them matches.

@@ -69,6 +69,8 @@ impl<W: Work> Pending for Prepared<W> {
             return self.skip(SkipReason::ShuttingDown);
         }
         self.rt.counters.queued();
+        // Created before the spawn: a future tokio drops without polling is counted too.
+        let guard = Unfinished::new(self.rt.clone(), self.info.clone());
         let request_token = self.info.meta.request.as_ref().map(|r| r.tracker.token());
         let span = tracing::info_span!(
             target: "errands",
@@ -81,7 +83,8 @@ impl<W: Work> Pending for Prepared<W> {
         let handle = self.handle.clone();
         handle.spawn(
             async move {
-                self.run().await;
+                self.run(&guard).await;
+                drop(guard);
                 drop((request_token, runtime_token));
             }
             .instrument(span),
@@ -118,7 +121,7 @@ enum Stop {
 }
 
 impl<W: Work> Prepared<W> {
-    async fn run(self) {
+    async fn run(self, finished: &Unfinished) {
         let Prepared {
             rt,
             handle: _,
@@ -128,7 +131,6 @@ impl<W: Work> Prepared<W> {
             timeout,
         } = self;
         let attempt = AtomicU32::new(1);
-        let finished = Unfinished::new(&rt, &info);
         let body = async {
             let permit = W::slots(&rt)
                 .clone()
@@ -137,13 +139,20 @@ impl<W: Work> Prepared<W> {
                 .expect("errands never closes its semaphores");
             rt.counters.now_running();
             finished.running.store(true, Ordering::Relaxed);
-            work.run(&rt, &info, timeout, &attempt, permit).await
+            let mut permit = Some(permit);
+            let result = work.run(&rt, &info, timeout, &attempt, &mut permit).await;
+            (result, permit)
         };
+        // An async task keeps its slot through its `on_error` handler.
+        let mut _slot = None;
         let result = tokio::select! {
             biased;
             _ = rt.cancel.cancelled(), if !info.is_shielded() => Err(Stop::Cancelled),
             _ = rt.abort.cancelled() => Err(Stop::Aborted),
-            result = body => result.map_err(Stop::Error),
+            (result, permit) = body => {
+                _slot = permit;
+                result.map_err(Stop::Error)
+            }
         };
         let info = info.with_attempt(attempt.load(Ordering::Relaxed));
         let outcome = match result {
@@ -184,15 +193,15 @@ impl<W: Work> Prepared<W> {
 /// Counts a started task's outcome when it is dropped, so a task can never vanish uncounted:
 /// if `run` did not get to set the outcome (the tokio runtime dropped the task, or user code
 /// panicked while being dropped), the task is reported and counted `aborted`.
-struct Unfinished<'a> {
-    rt: &'a Inner,
-    info: &'a TaskInfo,
+struct Unfinished {
+    rt: Arc<Inner>,
+    info: TaskInfo,
     running: AtomicBool,
     outcome: OnceLock<Outcome>,
 }
 
-impl<'a> Unfinished<'a> {
-    fn new(rt: &'a Inner, info: &'a TaskInfo) -> Self {
+impl Unfinished {
+    fn new(rt: Arc<Inner>, info: TaskInfo) -> Self {
         Unfinished {
             rt,
             info,
@@ -202,18 +211,18 @@ impl<'a> Unfinished<'a> {
     }
 }
 
-impl Drop for Unfinished<'_> {
+impl Drop for Unfinished {
     fn drop(&mut self) {
         let outcome = self.outcome.get().copied().unwrap_or_else(|| {
             self.rt
-                .report(ErrorReport::task(self.info, Outcome::Aborted).message(
+                .report(ErrorReport::task(&self.info, Outcome::Aborted).message(
                 "task dropped before it finished (runtime shut down, or a panic while dropping it)",
             ));
             Outcome::Aborted
         });
         let running = self.running.load(Ordering::Relaxed);
         self.rt.counters.finished(outcome, running);
-        finish(self.rt, self.info);
+        finish(&self.rt, &self.info);
     }
 }
 

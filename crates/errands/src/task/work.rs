@@ -19,15 +19,15 @@ pub(crate) trait Work: Send + 'static {
     where
         Self: Sized;
 
-    /// Runs to the final result, keeping `attempt` current. `permit` is held until the work
-    /// is really over (for blocking work, until the closure returned).
+    /// Runs to the final result, keeping `attempt` current. Work that outlives its task
+    /// (blocking work) takes the `permit` along, so the slot is held until it is really over.
     fn run(
         self,
         rt: &Inner,
         info: &TaskInfo,
         timeout: Option<Duration>,
         attempt: &AtomicU32,
-        permit: OwnedSemaphorePermit,
+        permit: &mut Option<OwnedSemaphorePermit>,
     ) -> impl Future<Output = Result<(), TaskError>> + Send;
 }
 
@@ -49,7 +49,7 @@ where
         info: &TaskInfo,
         timeout: Option<Duration>,
         _: &AtomicU32,
-        _permit: OwnedSemaphorePermit,
+        _: &mut Option<OwnedSemaphorePermit>,
     ) -> Result<(), TaskError> {
         info.clone().scope(guarded(|| self.0, timeout)).await
     }
@@ -81,7 +81,7 @@ where
         info: &TaskInfo,
         timeout: Option<Duration>,
         attempt: &AtomicU32,
-        _permit: OwnedSemaphorePermit,
+        _: &mut Option<OwnedSemaphorePermit>,
     ) -> Result<(), TaskError> {
         loop {
             let current = attempt.load(Ordering::Relaxed);
@@ -125,15 +125,17 @@ where
 
     async fn run(
         self,
-        _: &Inner,
+        rt: &Inner,
         _: &TaskInfo,
         timeout: Option<Duration>,
         _: &AtomicU32,
-        permit: OwnedSemaphorePermit,
+        permit: &mut Option<OwnedSemaphorePermit>,
     ) -> Result<(), TaskError> {
         let f = self.0;
+        // The closure keeps its slot, and stays visible to shutdown, until it returns.
+        let held = (permit.take(), rt.tasks.token());
         let handle = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _held = held;
             f().into_task_result()
         });
         let joined = match timeout {
