@@ -1,64 +1,61 @@
-//! Command-line flags and environment variables, with defaults.
+//! Command-line flags, each with an environment variable and a default.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-pub const HELP: &str = "\
-errands-demo: a small service showing errands' background tasks and shutdown
+use clap::{Parser, ValueEnum};
 
-USAGE:
-    errands-demo [OPTIONS]
-
-OPTIONS (each also read from the environment variable shown):
-    --addr <ADDR>                  address to listen on [ERRANDS_DEMO_ADDR] (default 127.0.0.1:3000)
-    --drain-timeout-ms <MS>        how long shutdown waits for requests [ERRANDS_DEMO_DRAIN_TIMEOUT_MS] (default 10000)
-    --shutdown-deadline-ms <MS>    how long shutdown waits for shielded tasks [ERRANDS_DEMO_SHUTDOWN_DEADLINE_MS] (default 20000)
-    -h, --help                     print this help
-";
-
-#[derive(Debug)]
+/// errands-demo: a small sign-ups, orders and payments service showing errands' background
+/// tasks, error pipeline and shutdown.
+#[derive(Debug, Parser)]
+#[command(version)]
 pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "ERRANDS_DEMO_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
-    pub drain_timeout: Duration,
-    pub shutdown_deadline: Duration,
+
+    /// SQLite database file; created and migrated at start.
+    #[arg(long, env = "ERRANDS_DEMO_DATABASE", default_value = "errands-demo.db")]
+    pub database: PathBuf,
+
+    /// Where failed payments alert the on-call engineer [default: the demo's own sink,
+    /// http://<addr>/ops/alerts].
+    #[arg(long, env = "ERRANDS_DEMO_ALERT_WEBHOOK")]
+    pub alert_webhook: Option<String>,
+
+    /// How long shutdown waits for in-flight requests, in milliseconds.
+    #[arg(long, env = "ERRANDS_DEMO_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub drain_timeout_ms: u64,
+
+    /// How long shutdown waits for shielded tasks, in milliseconds.
+    #[arg(
+        long,
+        env = "ERRANDS_DEMO_SHUTDOWN_DEADLINE_MS",
+        default_value_t = 20_000
+    )]
+    pub shutdown_deadline_ms: u64,
+
+    /// Log format.
+    #[arg(long, env = "ERRANDS_DEMO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
-/// What the command line asks for.
-pub enum Command {
-    Run(Config),
-    Help,
+/// How logs are written (to stderr).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
-impl Command {
-    pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
-        let env = |name: &str| std::env::var(name).ok();
-        let mut addr = env("ERRANDS_DEMO_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
-        let mut drain = env("ERRANDS_DEMO_DRAIN_TIMEOUT_MS").unwrap_or_else(|| "10000".into());
-        let mut deadline =
-            env("ERRANDS_DEMO_SHUTDOWN_DEADLINE_MS").unwrap_or_else(|| "20000".into());
-        while let Some(flag) = args.next() {
-            let slot = match flag.as_str() {
-                "-h" | "--help" => return Ok(Command::Help),
-                "--addr" => &mut addr,
-                "--drain-timeout-ms" => &mut drain,
-                "--shutdown-deadline-ms" => &mut deadline,
-                other => return Err(format!("unknown option {other:?}; see --help")),
-            };
-            *slot = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        }
-        Ok(Command::Run(Config {
-            addr: addr
-                .parse()
-                .map_err(|e| format!("invalid address {addr:?}: {e}"))?,
-            drain_timeout: millis(&drain, "drain timeout")?,
-            shutdown_deadline: millis(&deadline, "shutdown deadline")?,
-        }))
+impl Config {
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
     }
-}
 
-fn millis(value: &str, what: &str) -> Result<Duration, String> {
-    value
-        .parse()
-        .map(Duration::from_millis)
-        .map_err(|_| format!("invalid {what} {value:?}: expected milliseconds"))
+    pub fn shutdown_deadline(&self) -> Duration {
+        Duration::from_millis(self.shutdown_deadline_ms)
+    }
 }

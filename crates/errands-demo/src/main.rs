@@ -1,58 +1,69 @@
-//! errands-demo: a small axum service using errands for background tasks and shutdown.
+//! errands-demo: a small sign-ups, orders and payments service using errands for background
+//! tasks, the error pipeline and shutdown. `errands-demo --help` lists the options.
 
+mod app;
 mod config;
+mod db;
+mod domain;
+mod jobs;
 mod routes;
 
 use std::process::ExitCode;
 
-use config::Command;
+use clap::Parser;
+use config::{Config, LogFormat};
 use errands::Errands;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let config = match Command::parse(std::env::args().skip(1)) {
-        Ok(Command::Run(config)) => config,
-        Ok(Command::Help) => {
-            print!("{}", config::HELP);
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("errands-demo: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let errands = Errands::builder()
-        .drain_timeout(config.drain_timeout)
-        .shutdown_deadline(config.shutdown_deadline)
-        .on_teardown(|| async { tracing::info!("teardown: resources closed") })
-        .build();
-    let listener = match tokio::net::TcpListener::bind(config.addr).await {
-        Ok(listener) => listener,
+    let config = Config::parse();
+    init_logs(config.log_format);
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("errands-demo: cannot listen on {}: {error}", config.addr);
-            return ExitCode::FAILURE;
-        }
-    };
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    tracing::info!(%addr, "listening on http://{addr}");
-    match errands.serve(listener, routes::router(&errands)).await {
-        Ok(summary) => {
-            tracing::info!(?summary, "stopped");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            tracing::error!(%error, "server failed");
+            tracing::error!(%error, "errands-demo failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let db = db::open(&config.database).await?;
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    let closing = db.clone();
+    let errands = app::errands(Errands::builder(), &db)
+        .drain_timeout(config.drain_timeout())
+        .shutdown_deadline(config.shutdown_deadline())
+        .on_teardown(move || async move {
+            closing.close().await;
+            tracing::info!("teardown: database closed");
+        })
+        .build();
+    let state = app::AppState {
+        db,
+        errands: errands.clone(),
+        http: reqwest::Client::builder().no_proxy().build()?,
+        alert_webhook: config
+            .alert_webhook
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}/ops/alerts")),
+    };
+    tracing::info!(%addr, database = %config.database.display(), "listening on http://{addr}");
+    let summary = errands.serve(listener, app::router(state)).await?;
+    tracing::info!(?summary, "stopped");
+    Ok(())
+}
+
+fn init_logs(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
     }
 }

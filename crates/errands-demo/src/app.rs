@@ -1,0 +1,47 @@
+//! The application: shared state, the error catalog, and the router.
+
+use axum::Router;
+use axum::routing::{get, post};
+use errands::{Errands, ErrandsBuilder};
+use sqlx::SqlitePool;
+
+use crate::{domain, routes};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: SqlitePool,
+    pub errands: Errands,
+    pub http: reqwest::Client,
+    pub alert_webhook: String,
+}
+
+/// The runtime's configuration that belongs to the application: domain error mappings.
+pub fn errands(builder: ErrandsBuilder, db: &SqlitePool) -> ErrandsBuilder {
+    domain::register(builder, db.clone())
+}
+
+pub fn router(state: AppState) -> Router {
+    let errands = state.errands.clone();
+    Router::new()
+        .route("/", get(routes::ops::index))
+        .route("/signups", post(routes::signups::create))
+        .route("/users/{id}", get(routes::signups::show))
+        .route("/products", get(routes::orders::products))
+        .route("/orders", post(routes::orders::create))
+        .route("/orders/{id}", get(routes::orders::show))
+        .route("/orders/{id}/payments", post(routes::payments::create))
+        .route("/payments/{id}", get(routes::payments::show))
+        .route("/reports/nightly", post(routes::ops::nightly_report))
+        .route("/exports", post(routes::ops::export))
+        .route("/ops/slow", get(routes::ops::slow))
+        .route("/ops/outbox", get(routes::ops::outbox))
+        .route(
+            "/ops/alerts",
+            get(routes::ops::alerts).post(routes::ops::receive_alert),
+        )
+        .route("/ops/notifications", get(routes::ops::notifications))
+        .route("/stats", get(routes::ops::stats))
+        .with_state(state)
+        .layer(errands.layer())
+}

@@ -1,0 +1,6 @@
+//! The HTTP endpoints, one file per resource.
+
+pub mod ops;
+pub mod orders;
+pub mod payments;
+pub mod signups;

@@ -1,0 +1,84 @@
+//! `POST /signups`, `GET /users/{id}`.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use errands::extract::{Json, Path};
+use errands::{RetryPolicy, Tasks, ValidationError, Violation};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::jobs;
+
+#[derive(Deserialize)]
+pub struct NewUser {
+    email: String,
+}
+
+#[derive(Serialize)]
+pub struct User {
+    id: i64,
+    email: String,
+}
+
+/// Creates a user. Analytics are recorded at once, the audit record after the route, and the
+/// welcome email after the response — retried, then sent through the fallback path.
+pub async fn create(
+    State(state): State<AppState>,
+    tasks: Tasks,
+    Json(new): Json<NewUser>,
+) -> errands::Result<(StatusCode, Json<User>)> {
+    let email = new.email.trim().to_owned();
+    if !email.contains('@') || email.len() > 254 {
+        return Err(ValidationError::from(Violation::new(
+            ["body", "email"],
+            "must be an email address",
+            "value_error",
+        ))
+        .into());
+    }
+    // A duplicate violates the unique index: 409 conflict, through the sqlx mapping.
+    let id: i64 = sqlx::query_scalar("INSERT INTO users (email) VALUES (?) RETURNING id")
+        .bind(&email)
+        .fetch_one(&state.db)
+        .await?;
+
+    tasks.schedule(jobs::record_analytics(state.db.clone(), "signup"))?;
+    tasks
+        .after_route()
+        .field("user_id", id)
+        .schedule(jobs::write_audit(
+            state.db.clone(),
+            "user.created",
+            id.to_string(),
+        ))?;
+    let (db, fallback_db, to) = (state.db.clone(), state.db.clone(), email.clone());
+    tasks
+        .after_response()
+        .name("welcome_email")
+        .field("user_id", id)
+        .on_error(move |_, _| jobs::send_welcome_email_fallback(fallback_db.clone(), to.clone()))
+        .retry(
+            RetryPolicy::exponential(Duration::from_millis(50))
+                .max_attempts(3)
+                .retry_on::<jobs::MailRefused>(),
+        )
+        .schedule({
+            let to = email.clone();
+            move || jobs::send_welcome_email(db.clone(), to.clone())
+        })?;
+    Ok((StatusCode::CREATED, Json(User { id, email })))
+}
+
+/// Shows a user; an unknown id is `404 not_found` (row not found, through the sqlx mapping).
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> errands::Result<Json<User>> {
+    let (id, email): (i64, String) = sqlx::query_as("SELECT id, email FROM users WHERE id = ?")
+        .bind(id)
+        .fetch_one(&state.db)
+        .await?;
+    Ok(Json(User { id, email }))
+}
