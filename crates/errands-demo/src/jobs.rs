@@ -73,12 +73,13 @@ async fn deliver(db: &SqlitePool, to: &str, channel: &str) -> Result<(), sqlx::E
     Ok(())
 }
 
-/// Why a welcome email was not sent.
+/// Why a welcome email was not sent. Each variant keeps its cause as the `source()`, so a
+/// retry policy can match `MailRefused` along the chain (`#[error(transparent)]` would not).
 #[derive(Debug, thiserror::Error)]
 pub enum EmailError {
-    #[error(transparent)]
+    #[error("the welcome email was not sent")]
     Refused(#[from] MailRefused),
-    #[error(transparent)]
+    #[error("the welcome email could not be recorded")]
     Database(#[from] sqlx::Error),
 }
 
@@ -116,9 +117,9 @@ pub async fn process_payment(
 /// Why a payment did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
-    #[error(transparent)]
+    #[error("payment failed")]
     Declined(#[from] Declined),
-    #[error(transparent)]
+    #[error("payment could not be recorded")]
     Database(#[from] sqlx::Error),
 }
 
@@ -130,7 +131,7 @@ pub async fn alert_on_call(
     error: TaskError,
 ) -> Result<(), reqwest::Error> {
     let alert = json!({
-        "text": format!("critical task {} failed: {error}", info.name()),
+        "text": format!("critical task {} failed: {}", info.name(), chain(&error)),
         "task": info.name(),
         "task_id": info.id().as_u64(),
         "request_id": info.request_id().map(|id| id.to_string()),
@@ -143,6 +144,18 @@ pub async fn alert_on_call(
         .error_for_status()?;
     tracing::warn!(task = info.name(), "on-call alerted");
     Ok(())
+}
+
+/// An error and its sources, as one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        next = source.source();
+    }
+    text
 }
 
 pub async fn notify_purchasing(

@@ -1,0 +1,299 @@
+//! End to end over real HTTP: the demo binary as a process with a temporary database.
+//! Background work is awaited through the process's log lines, never with sleeps.
+
+mod common;
+
+use common::Demo;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Asserts the errands error schema, with the request id of the response header.
+async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["request_id"], id.as_str());
+    assert!(body["error"].is_string());
+    body
+}
+
+fn request_id(response: &reqwest::Response) -> String {
+    response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn signups_send_the_welcome_email_after_the_response_with_retries_and_a_fallback() {
+    let mut demo = Demo::start(&[]).await;
+    let created = demo
+        .post("/signups", json!({"email": "ada@example.com"}))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    demo.wait_for("welcome email sent").await;
+
+    let flaky = demo
+        .post("/signups", json!({"email": "eve+flaky@example.com"}))
+        .await;
+    assert_eq!(flaky.status(), StatusCode::CREATED);
+    demo.wait_for_all(&["welcome email sent", "\"attempt\":2"])
+        .await;
+
+    let bounce = demo
+        .post("/signups", json!({"email": "bob+bounce@example.com"}))
+        .await;
+    let bounce_id = request_id(&bounce);
+    demo.wait_for("through the fallback path").await;
+
+    let outbox = demo.get_json("/ops/outbox").await;
+    let sent: Vec<(&str, &str)> = outbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["to"].as_str().unwrap(), m["channel"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("ada@example.com", "primary"),
+            ("eve+flaky@example.com", "primary"),
+            ("bob+bounce@example.com", "fallback")
+        ]
+    );
+    // The bounce failed all three attempts: reported once, handled by the fallback.
+    let failures: Vec<Value> = demo
+        .reports()
+        .into_iter()
+        .filter(|r| r["task.name"] == "welcome_email")
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["outcome"], "failed");
+    assert_eq!(failures[0]["handled"], true);
+    assert_eq!(failures[0]["task.attempt"], 3);
+    assert_eq!(failures[0]["request_id"], bounce_id.as_str());
+
+    let duplicate = demo
+        .post("/signups", json!({"email": "ada@example.com"}))
+        .await;
+    assert_error(duplicate, 409, "conflict").await;
+    let invalid = demo
+        .post("/signups", json!({"email": "not-an-address"}))
+        .await;
+    let body = assert_error(invalid, 422, "validation_error").await;
+    assert_eq!(body["details"][0]["loc"], json!(["body", "email"]));
+    let user = demo.get_json("/users/1").await;
+    assert_eq!(user["email"], "ada@example.com");
+    assert_error(demo.get("/users/999").await, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn orders_are_all_or_nothing_and_domain_errors_have_their_own_codes() {
+    let mut demo = Demo::start(&[]).await;
+    demo.post("/signups", json!({"email": "ada@example.com"}))
+        .await;
+    let stock_before = demo.get_json("/products").await;
+
+    let too_many = json!({"user_id": 1, "items": [{"sku": "pen", "quantity": 2}, {"sku": "lamp", "quantity": 3}]});
+    let body = assert_error(
+        demo.post("/orders", too_many).await,
+        409,
+        "insufficient_stock",
+    )
+    .await;
+    assert_eq!(
+        body["details"],
+        json!({"sku": "lamp", "available": 1, "requested": 3})
+    );
+    // The error mapper's task ran after the 409 was sent.
+    demo.wait_for("purchasing notified").await;
+    let notifications = demo.get_json("/ops/notifications").await;
+    assert_eq!(
+        notifications,
+        json!([{"kind": "restock", "message": "lamp: customers asked for 3"}])
+    );
+
+    let twice = json!({"user_id": 1, "items": [{"sku": "pen", "quantity": 1}, {"sku": "pen", "quantity": 1}]});
+    assert_error(demo.post("/orders", twice).await, 409, "conflict").await;
+    let unknown_product = json!({"user_id": 1, "items": [{"sku": "kite", "quantity": 1}]});
+    assert_error(
+        demo.post("/orders", unknown_product).await,
+        404,
+        "unknown_product",
+    )
+    .await;
+    let unknown_user = json!({"user_id": 77, "items": [{"sku": "pen", "quantity": 1}]});
+    assert_error(
+        demo.post("/orders", unknown_user).await,
+        404,
+        "unknown_user",
+    )
+    .await;
+    // Nothing of the failed orders was written: the pens taken before the failure are back.
+    assert_eq!(demo.get_json("/products").await, stock_before);
+
+    let placed = demo
+        .post(
+            "/orders",
+            json!({"user_id": 1, "items": [{"sku": "book", "quantity": 2}]}),
+        )
+        .await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let placed: Value = placed.json().await.unwrap();
+    assert_eq!(placed["total_cents"], 3000);
+    let shown = demo.get_json(&format!("/orders/{}", placed["id"])).await;
+    assert_eq!(shown["items"], json!([{"sku": "book", "quantity": 2}]));
+    assert_error(demo.get("/orders/999").await, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn a_declined_payment_alerts_on_call_and_failing_tasks_reach_the_central_report() {
+    let mut demo = Demo::start(&[]).await;
+    let order = demo.order("ada@example.com").await;
+    let payment = demo
+        .post(
+            &format!("/orders/{order}/payments"),
+            json!({"card": "declined", "processing_ms": 10}),
+        )
+        .await;
+    assert_eq!(payment.status(), StatusCode::ACCEPTED);
+    let payment_request = request_id(&payment);
+    let payment: Value = payment.json().await.unwrap();
+    demo.wait_for("on-call alerted").await;
+    let alerts = demo.get_json("/ops/alerts").await;
+    assert_eq!(alerts.as_array().unwrap().len(), 1);
+    assert_eq!(alerts[0]["task"], "process_payment");
+    assert_eq!(
+        alerts[0]["text"],
+        "critical task process_payment failed: payment failed: the payment provider declined the charge"
+    );
+    assert_eq!(alerts[0]["request_id"], payment_request.as_str());
+    assert_eq!(alerts[0]["fields"]["payment_id"], payment["id"]);
+    let shown = demo.get_json(&format!("/payments/{}", payment["id"])).await;
+    assert_eq!(shown["status"], "failed");
+
+    let nightly = demo.post("/reports/nightly", json!({})).await;
+    assert_eq!(
+        nightly.status(),
+        StatusCode::ACCEPTED,
+        "the client got its answer"
+    );
+    let nightly_request = request_id(&nightly);
+    demo.wait_for_all(&["build_nightly_report", "task failed"])
+        .await;
+    let reports: Vec<Value> = demo
+        .reports()
+        .into_iter()
+        .filter(|r| r["task.name"] == "build_nightly_report")
+        .collect();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["request_id"], nightly_request.as_str());
+    assert_eq!(reports[0]["level"], "ERROR");
+    assert_eq!(reports[0]["handled"], false);
+    assert_eq!(
+        reports[0]["error"],
+        "nightly report failed: the warehouse export is missing"
+    );
+
+    let paid_ok = demo.order("bob@example.com").await;
+    demo.pay(paid_ok, "ok", 10).await;
+    demo.wait_for("payment processed").await;
+    assert_eq!(
+        demo.get_json(&format!("/orders/{paid_ok}")).await["status"],
+        "paid"
+    );
+
+    let stats = demo.get_json("/stats").await;
+    let count = |k: &str| stats[k].as_u64().unwrap();
+    let terminal: u64 = [
+        "succeeded",
+        "failed",
+        "panicked",
+        "timed_out",
+        "cancelled",
+        "aborted",
+        "skipped",
+    ]
+    .iter()
+    .map(|k| count(k))
+    .sum();
+    let in_flight = count("pending") + count("queued") + count("running");
+    assert_eq!(count("scheduled"), terminal + in_flight, "{stats}");
+    assert!(count("failed") >= 2, "{stats}");
+}
+
+#[tokio::test]
+async fn bad_input_to_every_endpoint_gets_the_schema_and_writes_nothing() {
+    let demo = Demo::start(&[]).await;
+    for path in [
+        "/signups",
+        "/orders",
+        "/orders/1/payments",
+        "/exports",
+        "/ops/alerts",
+    ] {
+        let malformed = demo
+            .http
+            .post(demo.url(path))
+            .header("content-type", "application/json")
+            .body("{\"email\": ")
+            .send()
+            .await
+            .unwrap();
+        let body = assert_error(malformed, 422, "validation_error").await;
+        assert_eq!(body["details"][0]["type"], "json_invalid", "{path}");
+        let text = demo
+            .http
+            .post(demo.url(path))
+            .body("email=x")
+            .send()
+            .await
+            .unwrap();
+        assert_error(text, 415, "unsupported_media_type").await;
+    }
+    let wrong_types = json!({"user_id": "one", "items": [{"sku": "pen", "quantity": 1}]});
+    let body = assert_error(
+        demo.post("/orders", wrong_types).await,
+        422,
+        "validation_error",
+    )
+    .await;
+    assert_eq!(body["details"][0]["loc"], json!(["body", "user_id"]));
+    let zero = json!({"user_id": 1, "items": [{"sku": "pen", "quantity": 0}]});
+    let body = assert_error(demo.post("/orders", zero).await, 422, "validation_error").await;
+    assert_eq!(
+        body["details"][0]["loc"],
+        json!(["body", "items", 0, "quantity"])
+    );
+    for path in ["/users/x", "/orders/x", "/payments/x"] {
+        let body = assert_error(demo.get(path).await, 422, "validation_error").await;
+        assert_eq!(body["details"][0]["loc"], json!(["path", "id"]), "{path}");
+    }
+    let bad_query = demo.get("/ops/slow?ms=soon").await;
+    assert_error(bad_query, 422, "validation_error").await;
+    assert_error(demo.get("/nowhere").await, 404, "not_found").await;
+    assert_error(
+        demo.http.delete(demo.url("/orders")).send().await.unwrap(),
+        405,
+        "method_not_allowed",
+    )
+    .await;
+    let payment_for_nothing = json!({"card": "ok"});
+    assert_error(
+        demo.post("/orders/42/payments", payment_for_nothing).await,
+        409,
+        "conflict",
+    )
+    .await;
+
+    // Nothing was written by any of it.
+    assert_eq!(demo.get_json("/ops/outbox").await, json!([]));
+    assert_eq!(demo.get_json("/ops/alerts").await, json!([]));
+    let stats = demo.get_json("/stats").await;
+    assert_eq!(stats["scheduled"], 0, "{stats}");
+}
