@@ -8,7 +8,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
 use errands::testing::TestClient;
-use errands::{ApiError, ErrorContext, Errands};
+use errands::{ApiError, Errands, ErrorContext};
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +23,11 @@ async fn notify_purchasing(sku: &'static str) {
 }
 
 async fn order() -> errands::Result<&'static str> {
-    Err(InsufficientStock { sku: "lamp", available: 1 }.into())
+    Err(InsufficientStock {
+        sku: "lamp",
+        available: 1,
+    }
+    .into())
 }
 
 #[tokio::main]
@@ -31,12 +35,21 @@ async fn main() {
     let errands = Errands::builder()
         .without_tracing_reporter()
         .map_error(|e: &InsufficientStock, ctx: &ErrorContext| {
-            let _ = ctx.task().name("notify_purchasing").schedule(notify_purchasing(e.sku));
-            ApiError::new(StatusCode::CONFLICT, "insufficient_stock", "Not enough items in stock.")
-                .with_details(json!({"sku": e.sku, "available": e.available}))
+            let _ = ctx
+                .task()
+                .name("notify_purchasing")
+                .schedule(notify_purchasing(e.sku));
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "insufficient_stock",
+                "Not enough items in stock.",
+            )
+            .with_details(json!({"sku": e.sku, "available": e.available}))
         })
         .build();
-    let app = Router::new().route("/orders", post(order)).layer(errands.layer());
+    let app = Router::new()
+        .route("/orders", post(order))
+        .layer(errands.layer());
     let client = TestClient::new(app, &errands);
 
     let response = client.post("/orders").await;

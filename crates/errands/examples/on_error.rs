@@ -47,6 +47,9 @@ async fn main() {
         })
         .schedule(sync_crm(42))
         .expect("scheduled");
-    errands.tasks().schedule(resize_avatar()).expect("scheduled");
+    errands
+        .tasks()
+        .schedule(resize_avatar())
+        .expect("scheduled");
     errands.idle().await;
 }
