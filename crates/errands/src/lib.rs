@@ -70,6 +70,8 @@ mod stats;
 mod task;
 mod tasks;
 pub mod testing;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 #[doc = include_str!("docs/semantics.md")]
 pub mod semantics {}

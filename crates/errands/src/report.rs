@@ -26,13 +26,16 @@ pub enum Origin {
     ErrorHandler,
     /// A teardown hook failed or panicked during shutdown.
     Teardown,
+    /// A WebSocket connection of [`ws::Hub`](crate::ws) closed abnormally: too slow, silent,
+    /// over the size limit, a protocol error, or a handler panic.
+    WebSocket,
     /// A reporter panicked or the runtime itself could not finish something.
     Runtime,
 }
 
 impl Origin {
     /// The stable name used in logs: `handler`, `rejection`, `task`, `error_handler`,
-    /// `teardown`, `runtime`.
+    /// `teardown`, `websocket`, `runtime`.
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Handler => "handler",
@@ -40,6 +43,7 @@ impl Origin {
             Origin::Task => "task",
             Origin::ErrorHandler => "error_handler",
             Origin::Teardown => "teardown",
+            Origin::WebSocket => "websocket",
             Origin::Runtime => "runtime",
         }
     }
@@ -182,12 +186,13 @@ impl ErrorReport {
     }
 
     /// The severity: `ERROR` for 5xx responses, task failures, panics, timeouts, aborts and
-    /// broken handlers; `WARN` for cancellations; `INFO` for client errors (4xx) and skipped
-    /// tasks.
+    /// broken handlers; `WARN` for cancellations and abnormally closed WebSocket connections;
+    /// `INFO` for client errors (4xx) and skipped tasks.
     pub fn level(&self) -> Level {
         match (self.origin, self.outcome) {
             (Origin::Task, Some(Outcome::Skipped)) => Level::INFO,
             (Origin::Task, Some(Outcome::Cancelled)) => Level::WARN,
+            (Origin::WebSocket, _) => Level::WARN,
             (Origin::Handler | Origin::Rejection, _)
                 if self.status.is_some_and(|s| s.is_client_error()) =>
             {

@@ -1,0 +1,269 @@
+//! One connection: its reader ([`Connection`], driven by the handler) and its writer task.
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::hub::{Hub, HubConfig};
+
+/// A connection's id, unique within its hub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub(super) u64);
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The decision to close a connection, taken once: the first code and reason win.
+#[derive(Clone, Default)]
+pub(super) struct Kick {
+    token: CancellationToken,
+    frame: Arc<OnceLock<(u16, &'static str)>>,
+}
+
+impl Kick {
+    /// Asks the connection to close; `true` for the first request.
+    pub(super) fn close(&self, code: u16, reason: &'static str) -> bool {
+        let first = self.frame.set((code, reason)).is_ok();
+        self.token.cancel();
+        first
+    }
+
+    async fn closed(&self) {
+        self.token.cancelled().await
+    }
+
+    fn frame(&self) -> CloseFrame {
+        let (code, reason) = self
+            .frame
+            .get()
+            .copied()
+            .unwrap_or((close_code::NORMAL, ""));
+        CloseFrame {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// When the client was last heard from.
+struct Heartbeat {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Heartbeat {
+    fn new() -> Self {
+        Heartbeat {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> std::time::Duration {
+        let now = self.start.elapsed().as_millis() as u64;
+        std::time::Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// An open WebSocket connection, given to the handler passed to [`Hub::upgrade`].
+///
+/// Keep calling [`recv`](Connection::recv) for as long as the connection should live: it
+/// also reads the client's pongs, which keep the connection from timing out.
+pub struct Connection {
+    id: ConnectionId,
+    hub: Hub,
+    stream: SplitStream<WebSocket>,
+    kick: Kick,
+    heartbeat: Arc<Heartbeat>,
+}
+
+impl Connection {
+    /// The connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    /// Joins `room`: broadcasts to it reach this connection.
+    pub fn join(&self, room: &str) {
+        self.hub.join(self.id, room);
+    }
+
+    /// Leaves `room`.
+    pub fn leave(&self, room: &str) {
+        self.hub.leave(self.id, room);
+    }
+
+    /// Offers a message to this connection's queue, without waiting; `false` if the
+    /// connection is closing or too slow (it is then closed).
+    pub fn send(&self, message: impl Into<Message>) -> bool {
+        self.hub.send_to(self.id, message)
+    }
+
+    /// The next text or binary message; `None` once the connection is closing — the client
+    /// closed it or went away, it broke the protocol or the size limit, it was too slow, or
+    /// the server is shutting down.
+    pub async fn recv(&mut self) -> Option<Message> {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.kick.closed() => return None,
+                next = self.stream.next() => next,
+            };
+            match next {
+                Some(Ok(message)) => {
+                    self.heartbeat.touch();
+                    match message {
+                        Message::Text(_) | Message::Binary(_) => return Some(message),
+                        Message::Ping(_) | Message::Pong(_) => continue,
+                        Message::Close(_) => {
+                            self.kick.close(close_code::NORMAL, "closed by the client");
+                            return None;
+                        }
+                    }
+                }
+                Some(Err(error)) => {
+                    let text = error.to_string();
+                    if text.contains("Space limit exceeded") || text.contains("too long") {
+                        self.hub.kick(self.id, close_code::SIZE, "message too big");
+                    } else {
+                        self.hub.kick(
+                            self.id,
+                            close_code::PROTOCOL,
+                            "protocol error or broken connection",
+                        );
+                    }
+                    return None;
+                }
+                None => {
+                    self.hub.kick(
+                        self.id,
+                        close_code::ABNORMAL,
+                        "client went away without a close frame",
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Runs one connection: registers it (as a request in flight, so shutdown drains it), starts
+/// its writer, runs the handler with panics contained, then cleans up.
+pub(super) async fn run<F, Fut>(hub: Hub, socket: WebSocket, handler: F)
+where
+    F: FnOnce(Connection) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let _in_flight = hub.inner.rt.requests.token();
+    let config = hub.inner.config.clone();
+    let (queue, outgoing) = mpsc::channel(config.buffer);
+    let kick = Kick::default();
+    let (mut sink, stream) = socket.split();
+    let Some(id) = hub.register(queue, kick.clone()) else {
+        kick.close(close_code::AGAIN, "too many connections");
+        close(&mut sink, &kick, &config).await;
+        hub.inner.rt.report(
+            crate::report::ErrorReport::new(crate::report::Origin::WebSocket)
+                .message("websocket connection refused: too many connections"),
+        );
+        return;
+    };
+    let heartbeat = Arc::new(Heartbeat::new());
+    let writer = tokio::spawn(write(
+        hub.clone(),
+        id,
+        sink,
+        outgoing,
+        kick.clone(),
+        heartbeat.clone(),
+    ));
+    let connection = Connection {
+        id,
+        hub: hub.clone(),
+        stream,
+        kick: kick.clone(),
+        heartbeat,
+    };
+    if AssertUnwindSafe(handler(connection))
+        .catch_unwind()
+        .await
+        .is_err()
+    {
+        hub.kick(id, close_code::ERROR, "the connection handler panicked");
+    }
+    kick.close(close_code::NORMAL, "");
+    hub.unregister(id);
+    let _ = writer.await;
+}
+
+/// Drains the queue into the socket, pings, and closes: on a kick, when shutdown starts
+/// (1001), or when the client falls silent.
+async fn write(
+    hub: Hub,
+    id: ConnectionId,
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outgoing: mpsc::Receiver<Message>,
+    kick: Kick,
+    heartbeat: Arc<Heartbeat>,
+) {
+    let config = hub.inner.config.clone();
+    let started = hub.inner.rt.started.clone();
+    let mut pings =
+        tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    loop {
+        tokio::select! {
+            biased;
+            _ = kick.closed() => break,
+            _ = started.cancelled() => {
+                kick.close(close_code::AWAY, "the server is shutting down");
+                break;
+            }
+            message = outgoing.recv() => {
+                let Some(message) = message else { break };
+                let sent = tokio::select! {
+                    biased;
+                    _ = kick.closed() => break,
+                    sent = sink.send(message) => sent,
+                };
+                if sent.is_err() {
+                    hub.kick(id, close_code::ABNORMAL, "the connection broke while sending");
+                    break;
+                }
+            }
+            _ = pings.tick() => {
+                if heartbeat.silent_for() > config.ping_interval + config.pong_timeout {
+                    hub.kick(id, close_code::POLICY, "heartbeat timeout");
+                    break;
+                }
+                let _ = sink.send(Message::Ping(Default::default())).await;
+            }
+        }
+    }
+    close(&mut sink, &kick, &config).await;
+}
+
+/// Sends the close frame and waits for the close, for at most `close_timeout`.
+async fn close(sink: &mut SplitSink<WebSocket, Message>, kick: &Kick, config: &HubConfig) {
+    let frame = kick.frame();
+    let _ = tokio::time::timeout(config.close_timeout, async {
+        let _ = sink.send(Message::Close(Some(frame))).await;
+        let _ = sink.close().await;
+    })
+    .await;
+}
