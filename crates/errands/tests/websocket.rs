@@ -53,6 +53,18 @@ async fn chat(
     })
 }
 
+/// Says goodbye and returns at once: what it queued must still arrive.
+async fn bye(upgrade: WebSocketUpgrade, State(hub): State<Hub>) -> Response {
+    hub.upgrade(upgrade, |conn| async move {
+        conn.send(Message::text("bye"));
+    })
+}
+
+/// Never reads and never returns.
+async fn stubborn(upgrade: WebSocketUpgrade, State(hub): State<Hub>) -> Response {
+    hub.upgrade(upgrade, |_conn| std::future::pending::<()>())
+}
+
 struct Server {
     errands: Errands,
     hub: Hub,
@@ -69,6 +81,8 @@ async fn start(config: HubConfig) -> Server {
     let hub = Hub::with_config(&errands, config);
     let app = Router::new()
         .route("/chat", get(chat))
+        .route("/bye", get(bye))
+        .route("/stubborn", get(stubborn))
         .with_state(hub.clone())
         .layer(errands.layer());
     let addr = serve(app).await;
@@ -276,4 +290,33 @@ async fn a_silent_client_is_closed_after_the_heartbeat_timeout() {
     idle(&server.errands).await;
     assert_eq!(server.hub.connections(), 0);
     assert!(server.probe.has("report:websocket:-:-"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_handler_queued_before_returning_is_delivered_before_the_close() {
+    let server = start(HubConfig::default()).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/bye", server.addr))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut socket).await, "bye");
+    assert_eq!(close_code(&mut socket).await, Some(CloseCode::Normal));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_handler_that_ignores_the_close() {
+    let config = HubConfig {
+        close_timeout: Duration::from_millis(100),
+        ..HubConfig::default()
+    };
+    let server = start(config).await;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/stubborn", server.addr))
+            .await
+            .unwrap();
+    let summary = tokio::time::timeout(PATIENCE, server.errands.shutdown())
+        .await
+        .expect("shutdown completes");
+    assert!(summary.drained, "{summary:?}");
+    assert_eq!(close_code(&mut socket).await, Some(CloseCode::Away));
+    assert_eq!(server.hub.connections(), 0);
 }

@@ -115,6 +115,12 @@ impl Connection {
         self.hub.send_to(self.id, message)
     }
 
+    /// Resolves once the connection is closing (kicked, too slow, or shutdown). A handler
+    /// that only pushes messages can wait on this instead of [`recv`](Connection::recv).
+    pub async fn closed(&self) {
+        self.kick.closed().await
+    }
+
     /// The next text or binary message; `None` once the connection is closing — the client
     /// closed it or went away, it broke the protocol or the size limit, it was too slow, or
     /// the server is shutting down.
@@ -200,20 +206,29 @@ where
         kick: kick.clone(),
         heartbeat,
     };
-    if AssertUnwindSafe(handler(connection))
-        .catch_unwind()
-        .await
-        .is_err()
-    {
-        hub.kick(id, close_code::ERROR, "the connection handler panicked");
+    // Once the connection is closing, the handler gets `close_timeout` to notice, then is
+    // dropped: shutdown never waits on a handler that does not read.
+    let handler = AssertUnwindSafe(handler(connection)).catch_unwind();
+    let grace = async {
+        kick.closed().await;
+        tokio::time::sleep(config.close_timeout).await;
+    };
+    tokio::select! {
+        finished = handler => {
+            if finished.is_err() {
+                hub.kick(id, close_code::ERROR, "the connection handler panicked");
+            }
+        }
+        _ = grace => {}
     }
-    kick.close(close_code::NORMAL, "");
+    // Leaving the registry drops the queue's last sender: the writer sends what is still
+    // queued, then closes normally (unless the connection was kicked).
     hub.unregister(id);
     let _ = writer.await;
 }
 
 /// Drains the queue into the socket, pings, and closes: on a kick, when shutdown starts
-/// (1001), or when the client falls silent.
+/// (1001), when the client falls silent, or when a send does not complete in time.
 async fn write(
     hub: Hub,
     id: ConnectionId,
@@ -224,45 +239,82 @@ async fn write(
 ) {
     let config = hub.inner.config.clone();
     let started = hub.inner.rt.started.clone();
-    let mut pings =
-        tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    let mut pings = (!config.ping_interval.is_zero()).then(|| {
+        tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval)
+    });
     loop {
-        tokio::select! {
+        let message = tokio::select! {
             biased;
             _ = kick.closed() => break,
             _ = started.cancelled() => {
                 kick.close(close_code::AWAY, "the server is shutting down");
                 break;
             }
-            message = outgoing.recv() => {
-                let Some(message) = message else { break };
-                let sent = tokio::select! {
-                    biased;
-                    _ = kick.closed() => break,
-                    sent = sink.send(message) => sent,
-                };
-                if sent.is_err() {
-                    hub.kick(id, close_code::ABNORMAL, "the connection broke while sending");
-                    break;
-                }
-            }
-            _ = pings.tick() => {
+            message = outgoing.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            _ = tick(&mut pings) => {
                 if heartbeat.silent_for() > config.ping_interval + config.pong_timeout {
                     hub.kick(id, close_code::POLICY, "heartbeat timeout");
                     break;
                 }
-                let _ = sink.send(Message::Ping(Default::default())).await;
+                Message::Ping(Default::default())
             }
+        };
+        if let Err(failure) = send(&mut sink, message, &kick, &started, &config).await {
+            if let Some((code, reason)) = failure {
+                hub.kick(id, code, reason);
+            }
+            break;
         }
     }
     close(&mut sink, &kick, &config).await;
 }
 
-/// Sends the close frame and waits for the close, for at most `close_timeout`.
+async fn tick(pings: &mut Option<tokio::time::Interval>) {
+    match pings {
+        Some(pings) => {
+            pings.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends one message unless the connection starts closing first. `Err(Some(..))`: the
+/// connection broke, or the client took longer than `ping_interval + pong_timeout` to accept
+/// it (too slow) — to be reported.
+async fn send(
+    sink: &mut SplitSink<WebSocket, Message>,
+    message: Message,
+    kick: &Kick,
+    started: &CancellationToken,
+    config: &HubConfig,
+) -> Result<(), Option<(u16, &'static str)>> {
+    let deadline = (config.ping_interval + config.pong_timeout).max(config.close_timeout);
+    tokio::select! {
+        biased;
+        _ = kick.closed() => Err(None),
+        _ = started.cancelled() => {
+            kick.close(close_code::AWAY, "the server is shutting down");
+            Err(None)
+        }
+        sent = tokio::time::timeout(deadline, sink.send(message)) => match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Some((close_code::ABNORMAL, "the connection broke while sending"))),
+            Err(_) => Err(Some((close_code::POLICY, "too slow: a write did not complete in time"))),
+        },
+    }
+}
+
+/// Sends the close frame (none for an abnormal end, which has no code on the wire) and waits
+/// for the close, for at most `close_timeout`.
 async fn close(sink: &mut SplitSink<WebSocket, Message>, kick: &Kick, config: &HubConfig) {
     let frame = kick.frame();
     let _ = tokio::time::timeout(config.close_timeout, async {
-        let _ = sink.send(Message::Close(Some(frame))).await;
+        if frame.code != close_code::ABNORMAL {
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
         let _ = sink.close().await;
     })
     .await;

@@ -32,9 +32,10 @@ pub struct HubConfig {
     pub max_message_size: usize,
     /// At most this many connections (default 10 000); more are closed at once with 1013.
     pub max_connections: usize,
-    /// How often the server pings (default 20 s).
+    /// How often the server pings (default 20 s); zero disables the heartbeat.
     pub ping_interval: Duration,
-    /// How long past a ping a silent client is kept (default 20 s).
+    /// How long past a ping a silent client is kept (default 20 s). A write that the client
+    /// does not accept within `ping_interval + pong_timeout` closes it as too slow.
     pub pong_timeout: Duration,
     /// How long a closing connection waits for the client (default 2 s).
     pub close_timeout: Duration,

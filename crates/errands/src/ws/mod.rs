@@ -10,7 +10,12 @@
 //!   client whose queue is full cannot keep up: it is closed with code 1008 (policy
 //!   violation) and reported once; the others are not delayed.
 //! * The writer pings every `ping_interval`; a client that sends nothing (not even a pong) for
-//!   `ping_interval + pong_timeout` is closed and reported once.
+//!   `ping_interval + pong_timeout` is closed and reported once. Pongs are read by
+//!   [`Connection::recv`], so a handler should keep calling it (or
+//!   [`Connection::closed`], for a push-only handler, with the heartbeat disabled).
+//! * A write the client does not accept in time (a zero TCP window) closes it as too slow;
+//!   a handler that does not notice the close within `close_timeout` is dropped.
+//! * When a handler returns normally, what it queued is still sent before the close.
 //! * Messages over `max_message_size` close the connection with 1009; protocol errors and
 //!   abnormal disconnects are reported once. A normal close is not an error.
 //! * Connections are part of the errands runtime: each counts as a request in flight, so the
