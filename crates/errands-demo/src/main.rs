@@ -43,7 +43,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let state = app::AppState {
         db,
         errands: errands.clone(),
-        http: reqwest::Client::builder().no_proxy().build()?,
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()?,
         alert_webhook: config
             .alert_webhook
             .clone()

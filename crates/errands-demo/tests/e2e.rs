@@ -119,7 +119,11 @@ async fn orders_are_all_or_nothing_and_domain_errors_have_their_own_codes() {
     );
 
     let twice = json!({"user_id": 1, "items": [{"sku": "pen", "quantity": 1}, {"sku": "pen", "quantity": 1}]});
-    assert_error(demo.post("/orders", twice).await, 409, "conflict").await;
+    let body = assert_error(demo.post("/orders", twice).await, 422, "validation_error").await;
+    assert_eq!(
+        body["details"][0]["loc"],
+        json!(["body", "items", 1, "sku"])
+    );
     let unknown_product = json!({"user_id": 1, "items": [{"sku": "kite", "quantity": 1}]});
     assert_error(
         demo.post("/orders", unknown_product).await,
@@ -286,8 +290,8 @@ async fn bad_input_to_every_endpoint_gets_the_schema_and_writes_nothing() {
     let payment_for_nothing = json!({"card": "ok"});
     assert_error(
         demo.post("/orders/42/payments", payment_for_nothing).await,
-        409,
-        "conflict",
+        404,
+        "not_found",
     )
     .await;
 

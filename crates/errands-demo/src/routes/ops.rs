@@ -76,7 +76,7 @@ pub async fn slow(Query(slow): Query<Slow>) -> &'static str {
 
 pub async fn outbox(State(state): State<AppState>) -> errands::Result<axum::Json<Value>> {
     let rows: Vec<(i64, String, String, String)> =
-        sqlx::query_as("SELECT id, recipient, subject, channel FROM outbox ORDER BY id")
+        sqlx::query_as("SELECT id, recipient, subject, channel FROM outbox ORDER BY id LIMIT 100")
             .fetch_all(&state.db)
             .await?;
     let rows = rows
@@ -99,7 +99,7 @@ pub async fn receive_alert(
 }
 
 pub async fn alerts(State(state): State<AppState>) -> errands::Result<axum::Json<Value>> {
-    let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM alerts ORDER BY id")
+    let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM alerts ORDER BY id LIMIT 100")
         .fetch_all(&state.db)
         .await?;
     let alerts = bodies
@@ -111,7 +111,7 @@ pub async fn alerts(State(state): State<AppState>) -> errands::Result<axum::Json
 
 pub async fn notifications(State(state): State<AppState>) -> errands::Result<axum::Json<Value>> {
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT kind, message FROM notifications ORDER BY id")
+        sqlx::query_as("SELECT kind, message FROM notifications ORDER BY id LIMIT 100")
             .fetch_all(&state.db)
             .await?;
     let rows = rows

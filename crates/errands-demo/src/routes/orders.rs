@@ -101,7 +101,6 @@ pub async fn create(
             .bind(&item.sku)
             .execute(&mut *tx)
             .await?;
-        // A sku listed twice violates the primary key: 409 conflict, and nothing is written.
         sqlx::query("INSERT INTO order_lines (order_id, sku, quantity) VALUES (?, ?, ?)")
             .bind(id)
             .bind(&item.sku)
@@ -115,8 +114,7 @@ pub async fn create(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
-
+    // Scheduled before the commit: if scheduling is refused, the order is rolled back.
     tasks
         .after_route()
         .field("order_id", id)
@@ -125,6 +123,7 @@ pub async fn create(
             "order.placed",
             id.to_string(),
         ))?;
+    tx.commit().await?;
     let order = Order {
         id,
         user_id: order.user_id,
@@ -141,7 +140,13 @@ fn validate(order: &NewOrder) -> Result<(), ValidationError> {
             Violation::new(["body", "items"], "must list 1 to 50 items", "value_error").into(),
         );
     }
+    let mut skus = std::collections::HashSet::new();
     for (i, item) in order.items.iter().enumerate() {
+        if !skus.insert(item.sku.as_str()) {
+            let loc = serde_json::json!(["body", "items", i, "sku"]);
+            let loc = loc.as_array().cloned().unwrap_or_default();
+            return Err(Violation::new(loc, "each sku may be listed once", "value_error").into());
+        }
         if !(1..=1000).contains(&item.quantity) {
             let loc = serde_json::json!(["body", "items", i, "quantity"]);
             let loc = loc.as_array().cloned().unwrap_or_default();

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use errands::extract::{Json, Path};
-use errands::{TaskError, TaskInfo, Tasks};
+use errands::{ApiError, TaskError, TaskInfo, Tasks};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
@@ -39,12 +39,32 @@ pub async fn create(
     Json(payment): Json<NewPayment>,
 ) -> errands::Result<(StatusCode, Json<Payment>)> {
     let processing_ms = payment.processing_ms.min(600_000);
-    // An unknown order violates the foreign key: 409 conflict, and nothing is written.
+    let mut tx = crate::db::write_transaction(&state.db).await?;
+    // An unknown order is 404 (row not found); a paid order, or one with a payment under
+    // way, is 409 `already_paid`.
+    let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = ?")
+        .bind(order_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM payments WHERE order_id = ? AND status IN ('pending', 'succeeded')",
+    )
+    .bind(order_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if status != "placed" || open > 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_paid",
+            "This order is paid or has a payment under way.",
+        )
+        .into());
+    }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO payments (order_id, status) VALUES (?, 'pending') RETURNING id",
     )
     .bind(order_id)
-    .fetch_one(&state.db)
+    .fetch_one(&mut *tx)
     .await?;
     let (http, webhook) = (state.http.clone(), state.alert_webhook.clone());
     tasks
@@ -63,6 +83,8 @@ pub async fn create(
             processing_ms,
             payment.card == "declined",
         ))?;
+    // Committed once the task is scheduled: a refused schedule leaves no pending payment.
+    tx.commit().await?;
     let payment = Payment {
         id,
         order_id,

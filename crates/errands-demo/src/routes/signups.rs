@@ -38,13 +38,15 @@ pub async fn create(
         ))
         .into());
     }
-    // A duplicate violates the unique index: 409 conflict, through the sqlx mapping.
+    // The user is committed last, once its tasks are scheduled: if scheduling is refused
+    // (overloaded, shutting down), nothing is written. A duplicate violates the unique
+    // index: 409 conflict, through the sqlx mapping.
+    let mut tx = crate::db::write_transaction(&state.db).await?;
     let id: i64 = sqlx::query_scalar("INSERT INTO users (email) VALUES (?) RETURNING id")
         .bind(&email)
-        .fetch_one(&state.db)
+        .fetch_one(&mut *tx)
         .await?;
 
-    tasks.schedule(jobs::record_analytics(state.db.clone(), "signup"))?;
     tasks
         .after_route()
         .field("user_id", id)
@@ -68,6 +70,8 @@ pub async fn create(
             let to = email.clone();
             move || jobs::send_welcome_email(db.clone(), to.clone())
         })?;
+    tasks.schedule(jobs::record_analytics(state.db.clone(), "signup"))?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(User { id, email })))
 }
 
