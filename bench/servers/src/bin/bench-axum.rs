@@ -1,0 +1,74 @@
+//! The floor: plain axum, each task a bare `tokio::spawn`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+static SCHEDULED: AtomicU64 = AtomicU64::new(0);
+static FINISHED: AtomicU64 = AtomicU64::new(0);
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn spawn<F: Future<Output = Result<(), &'static str>> + Send + 'static>(task: F) {
+    SCHEDULED.fetch_add(1, Relaxed);
+    tokio::spawn(async move {
+        if let Err(error) = task.await {
+            tracing::error!(error, "task failed");
+        }
+        FINISHED.fetch_add(1, Relaxed);
+    });
+}
+
+#[tokio::main]
+async fn main() {
+    let _logs = errands_bench_servers::logs();
+    let app = Router::new()
+        .route("/plain", get(|| async { "ok" }))
+        .route(
+            "/task",
+            post(|| async {
+                spawn(async {
+                    COUNTER.fetch_add(1, Relaxed);
+                    Ok(())
+                });
+                "ok"
+            }),
+        )
+        .route(
+            "/task-io",
+            post(|| async {
+                spawn(async {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    COUNTER.fetch_add(1, Relaxed);
+                    Ok(())
+                });
+                "ok"
+            }),
+        )
+        .route(
+            "/fail",
+            post(|| async {
+                spawn(async {
+                    COUNTER.fetch_add(1, Relaxed);
+                    Err("the task failed on purpose")
+                });
+                "ok"
+            }),
+        )
+        .route(
+            "/stats",
+            get(|| async {
+                let (s, f, c) = (
+                    SCHEDULED.load(Relaxed),
+                    FINISHED.load(Relaxed),
+                    COUNTER.load(Relaxed),
+                );
+                Json(errands_bench_servers::stats(s, f, c))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(errands_bench_servers::addr())
+        .await
+        .unwrap();
+    axum::serve(listener, app).await.unwrap();
+}

@@ -1,0 +1,33 @@
+//! What both benchmark servers share: the address, the log sink, and the stats body.
+
+use std::net::SocketAddr;
+
+use tracing_appender::non_blocking::WorkerGuard;
+
+/// `127.0.0.1:<port>`, the port from the first argument (default 8080).
+pub fn addr() -> SocketAddr {
+    let port = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8080);
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Logs go to a file through a non-blocking writer (`BENCH_LOG`, default
+/// `/tmp/errands-bench.log`), as a production service's would; keep the guard alive.
+pub fn logs() -> WorkerGuard {
+    let path = std::env::var("BENCH_LOG").unwrap_or_else(|_| "/tmp/errands-bench.log".into());
+    let file = std::fs::File::create(path).expect("the log file");
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .init();
+    guard
+}
+
+/// The `/stats` body: tasks scheduled, tasks finished (succeeded or failed), and the
+/// counter the tasks increment.
+pub fn stats(scheduled: u64, finished: u64, counter: u64) -> serde_json::Value {
+    serde_json::json!({"scheduled": scheduled, "finished": finished, "counter": counter})
+}
