@@ -20,7 +20,7 @@ pub struct Config {
     pub database: PathBuf,
 
     /// Where failed payments alert the on-call engineer [default: the demo's own sink,
-    /// http://<addr>/ops/alerts].
+    /// `http://ADDR/ops/alerts`].
     #[arg(long, env = "ERRANDS_DEMO_ALERT_WEBHOOK")]
     pub alert_webhook: Option<String>,
 

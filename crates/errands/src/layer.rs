@@ -99,7 +99,7 @@ where
             request.method().clone(),
         ));
         scope.set_route(request.extensions().get::<MatchedPath>());
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             target: "errands",
             "request",
             request_id = %id,

@@ -72,7 +72,7 @@ impl<W: Work> Pending for Prepared<W> {
         // Created before the spawn: a future tokio drops without polling is counted too.
         let guard = Unfinished::new(self.rt.clone(), self.info.clone());
         let request_token = self.info.meta.request.as_ref().map(|r| r.tracker.token());
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             target: "errands",
             "task",
             task.id = self.info.id().as_u64(),
