@@ -29,14 +29,14 @@ pub(crate) struct RequestGuard {
     pub(crate) scope: Arc<RequestScope>,
     delivery: Option<Delivery>,
     _in_flight: TaskTrackerToken,
-    _request: TaskTrackerToken,
+    _watched: Option<TaskTrackerToken>,
 }
 
 impl RequestGuard {
     pub(crate) fn new(scope: Arc<RequestScope>) -> Self {
         RequestGuard {
             _in_flight: scope.rt.requests.token(),
-            _request: scope.tracker.token(),
+            _watched: scope.watch.as_ref().map(|w| w.tracker.token()),
             scope,
             delivery: None,
         }

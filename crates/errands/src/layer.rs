@@ -93,10 +93,12 @@ where
         request
             .headers_mut()
             .insert(X_REQUEST_ID, id.header_value());
+        let slot = request.extensions().get::<WorkSlot>().cloned();
         let scope = Arc::new(RequestScope::new(
             self.rt.clone(),
             id.clone(),
             request.method().clone(),
+            slot.is_some(),
         ));
         scope.set_route(request.extensions().get::<MatchedPath>());
         let span = tracing::debug_span!(
@@ -106,10 +108,9 @@ where
             method = %request.method(),
             route = scope.route(),
         );
-        if let Some(slot) = request.extensions().get::<WorkSlot>() {
+        if let Some(slot) = slot {
             slot.fill(&scope);
         }
-        request.extensions_mut().insert(id);
         request.extensions_mut().insert(scope.clone());
         let guard = RequestGuard::new(scope);
         let inner = span.in_scope(|| self.inner.call(request));

@@ -1,5 +1,6 @@
 //! Reports: every error and every non-successful task ends up here, exactly once.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -89,7 +90,7 @@ pub struct ErrorReport {
     /// Whether an `on_error` handler took care of the error.
     pub handled: bool,
     /// A one-line summary.
-    pub message: String,
+    pub message: Cow<'static, str>,
     /// The error chain, outermost first. Empty for outcomes without an error (cancelled,
     /// aborted, skipped).
     pub chain: Vec<ErrorLink>,
@@ -114,7 +115,7 @@ impl ErrorReport {
             outcome: None,
             skip_reason: None,
             handled: false,
-            message: String::new(),
+            message: Cow::Borrowed(""),
             chain: Vec::new(),
             task: None,
             request_id: None,
@@ -150,7 +151,7 @@ impl ErrorReport {
         self
     }
 
-    pub(crate) fn message(mut self, message: impl Into<String>) -> Self {
+    pub(crate) fn message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
         self.message = message.into();
         self
     }

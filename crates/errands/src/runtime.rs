@@ -68,7 +68,7 @@ pub(crate) struct Inner {
     pub(crate) requests: TaskTracker,
     /// Shutdown has started (stop accepting connections, drain requests).
     pub(crate) started: CancellationToken,
-    /// Cancels unshielded tasks (shutdown step 2).
+    /// Cancels unshielded tasks (shutdown step 2); a child of `abort`.
     pub(crate) cancel: CancellationToken,
     /// Aborts every task still running (deadline reached, or a second signal).
     pub(crate) abort: CancellationToken,
@@ -364,6 +364,9 @@ impl ErrandsBuilder {
         tasks.close();
         let requests = TaskTracker::new();
         requests.close();
+        // An abort also cancels, so a task waits on one token: unshielded on `cancel`,
+        // shielded on `abort`.
+        let abort = CancellationToken::new();
         Errands {
             inner: Arc::new(Inner {
                 next_id: AtomicU64::new(1),
@@ -374,8 +377,8 @@ impl ErrandsBuilder {
                 tasks,
                 requests,
                 started: CancellationToken::new(),
-                cancel: CancellationToken::new(),
-                abort: CancellationToken::new(),
+                cancel: abort.child_token(),
+                abort,
                 closed: AtomicBool::new(false),
                 config: self.config,
                 reporters: Reporters::new(reporters),

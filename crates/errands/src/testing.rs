@@ -214,7 +214,11 @@ impl TestResponse {
             .work
             .as_ref()
             .expect("the response did not pass through the errands layer");
-        match tokio::time::timeout(self.settle_timeout, scope.tracker.wait()).await {
+        let watch = scope
+            .watch
+            .as_ref()
+            .expect("test requests are always watched");
+        match tokio::time::timeout(self.settle_timeout, watch.tracker.wait()).await {
             Ok(()) => Ok(()),
             Err(_) => Err(Unsettled {
                 request_id: scope.id.to_string(),

@@ -20,7 +20,7 @@ fn spawn<F: Future<Output = Result<(), &'static str>> + Send + 'static>(task: F)
     });
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let _logs = errands_bench_servers::logs();
     let app = Router::new()

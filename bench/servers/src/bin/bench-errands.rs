@@ -54,7 +54,7 @@ async fn stats(State(errands): State<Errands>) -> Json<serde_json::Value> {
     ))
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let _logs = errands_bench_servers::logs();
     // The default reporter: one tracing event per failed task, into the non-blocking log.

@@ -90,8 +90,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<RequestId>()
-            .cloned()
+            .get::<std::sync::Arc<super::RequestScope>>()
+            .map(|scope| scope.id.clone())
             .ok_or(LayerMissing)
     }
 }

@@ -43,8 +43,16 @@ struct State {
     phase: Phase,
     after_route: Vec<Box<dyn Pending>>,
     after_response: Vec<Box<dyn Pending>>,
+}
+
+/// What `errands::testing` needs to wait for exactly this request's work: kept only for test
+/// requests, so production requests pay for none of it.
+pub(crate) struct Watch {
+    /// Tracks the request itself (until `Done`) and each of its tasks; kept closed so that
+    /// `wait()` returns whenever the count reaches zero.
+    pub(crate) tracker: TaskTracker,
     /// Tasks of this request that are not terminal yet, for naming them in `settle()`.
-    live: HashMap<TaskId, TaskInfo>,
+    live: Mutex<HashMap<TaskId, TaskInfo>>,
 }
 
 pub(crate) struct RequestScope {
@@ -54,9 +62,7 @@ pub(crate) struct RequestScope {
     route: OnceLock<MatchedPath>,
     pub(crate) status: OnceLock<StatusCode>,
     pub(crate) delivery: OnceLock<Delivery>,
-    /// Tracks the request itself (until `Done`) and each of its tasks; kept closed so that
-    /// `wait()` returns whenever the count reaches zero.
-    pub(crate) tracker: TaskTracker,
+    pub(crate) watch: Option<Watch>,
     state: Mutex<State>,
 }
 
@@ -67,9 +73,15 @@ enum Verdict {
 }
 
 impl RequestScope {
-    pub(crate) fn new(rt: Arc<Inner>, id: RequestId, method: Method) -> Self {
-        let tracker = TaskTracker::new();
-        tracker.close();
+    pub(crate) fn new(rt: Arc<Inner>, id: RequestId, method: Method, watched: bool) -> Self {
+        let watch = watched.then(|| {
+            let tracker = TaskTracker::new();
+            tracker.close();
+            Watch {
+                tracker,
+                live: Mutex::new(HashMap::new()),
+            }
+        });
         RequestScope {
             rt,
             id,
@@ -77,12 +89,11 @@ impl RequestScope {
             route: OnceLock::new(),
             status: OnceLock::new(),
             delivery: OnceLock::new(),
-            tracker,
+            watch,
             state: Mutex::new(State {
                 phase: Phase::Handling,
                 after_route: Vec::new(),
                 after_response: Vec::new(),
-                live: HashMap::new(),
             }),
         }
     }
@@ -103,8 +114,11 @@ impl RequestScope {
 
     /// Takes a newly scheduled task of this request and starts, queues or skips it.
     pub(crate) fn admit<P: Pending + 'static>(&self, task: P) {
+        if let Some(watch) = &self.watch {
+            let mut live = watch.live.lock().unwrap_or_else(PoisonError::into_inner);
+            live.insert(task.info().id(), task.info().clone());
+        }
         let mut state = self.state();
-        state.live.insert(task.info().id(), task.info().clone());
         let info = task.info();
         let verdict = match (&state.phase, info.timing()) {
             (Phase::Done, _) | (_, Timing::Immediate) => Verdict::Start,
@@ -137,13 +151,22 @@ impl RequestScope {
 
     /// A task of this request reached its terminal state.
     pub(crate) fn task_ended(&self, id: TaskId) {
-        self.state().live.remove(&id);
+        if let Some(watch) = &self.watch {
+            watch
+                .live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
+        }
     }
 
     /// Names of the tasks of this request that are not terminal yet, in the order scheduled.
     pub(crate) fn unfinished(&self) -> Vec<String> {
-        let state = self.state();
-        let mut live: Vec<&TaskInfo> = state.live.values().collect();
+        let Some(watch) = &self.watch else {
+            return Vec::new();
+        };
+        let live = watch.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut live: Vec<&TaskInfo> = live.values().collect();
         live.sort_by_key(|t| t.id());
         live.iter()
             .map(|t| format!("{} (id {}, {})", t.name(), t.id(), t.timing()))

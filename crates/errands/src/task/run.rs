@@ -71,7 +71,9 @@ impl<W: Work> Pending for Prepared<W> {
         self.rt.counters.queued();
         // Created before the spawn: a future tokio drops without polling is counted too.
         let guard = Unfinished::new(self.rt.clone(), self.info.clone());
-        let request_token = self.info.meta.request.as_ref().map(|r| r.tracker.token());
+        let request_token = (self.info.meta.request.as_ref())
+            .and_then(|r| r.watch.as_ref())
+            .map(|w| w.tracker.token());
         let span = tracing::debug_span!(
             target: "errands",
             "task",
@@ -145,14 +147,21 @@ impl<W: Work> Prepared<W> {
         };
         // An async task keeps its slot through its `on_error` handler.
         let mut _slot = None;
+        // The body is polled first: a task that completes in its first poll never registers
+        // with the shutdown tokens. A task started after the cancel never gets here (`start`
+        // skips it once the runtime is closed).
+        let (stop, stopped) = if info.is_shielded() {
+            (&rt.abort, Stop::Aborted)
+        } else {
+            (&rt.cancel, Stop::Cancelled)
+        };
         let result = tokio::select! {
             biased;
-            _ = rt.cancel.cancelled(), if !info.is_shielded() => Err(Stop::Cancelled),
-            _ = rt.abort.cancelled() => Err(Stop::Aborted),
             (result, permit) = body => {
                 _slot = permit;
                 result.map_err(Stop::Error)
             }
+            _ = stop.cancelled() => Err(stopped),
         };
         let info = info.with_attempt(attempt.load(Ordering::Relaxed));
         let outcome = match result {
@@ -176,7 +185,11 @@ impl<W: Work> Prepared<W> {
                 let handler = on_error.or_else(|| rt.config.on_error.clone());
                 rt.report(
                     ErrorReport::task(&info, outcome)
-                        .message(format!("task {outcome}"))
+                        .message(match outcome {
+                            Outcome::Panicked => "task panicked",
+                            Outcome::TimedOut => "task timed out",
+                            _ => "task failed",
+                        })
                         .error(&error)
                         .handled(handler.is_some()),
                 );
