@@ -127,7 +127,7 @@ fn report(
     scope: &RequestScope,
     origin: Origin,
     public: &ApiError,
-    message: &str,
+    message: &'static str,
     chain: Vec<crate::report::ErrorLink>,
     handled: bool,
 ) {
