@@ -2,14 +2,13 @@
 //!
 //! Run: `cargo bench -p errands --bench memory`. A counting allocator measures the bytes in
 //! use before and after 10 000 tasks are pending (each waits on one shared gate), divided by
-//! the number of tasks; then the gate opens and everything must be freed again.
+//! the number of tasks; then the gate opens and every task must complete.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use errands::Errands;
-use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 struct Counting;
 
@@ -44,34 +43,34 @@ fn main() {
         .build()
         .expect("a runtime");
     rt.block_on(async {
-        let gate = Arc::new(Notify::new());
+        let gate = CancellationToken::new();
         let before = in_use();
         let handles: Vec<_> = (0..TASKS)
             .map(|_| {
                 let gate = gate.clone();
-                tokio::spawn(async move { gate.notified().await })
+                tokio::spawn(async move { gate.cancelled().await })
             })
             .collect();
         tokio::task::yield_now().await;
         let tokio_bytes = (in_use() - before) as f64 / TASKS as f64;
-        gate.notify_waiters();
+        gate.cancel();
         for handle in handles {
             handle.await.expect("the task completes");
         }
 
         let errands = Errands::builder().without_tracing_reporter().build();
         let tasks = errands.tasks();
-        let gate = Arc::new(Notify::new());
+        let gate = CancellationToken::new();
         let before = in_use();
         for _ in 0..TASKS {
             let gate = gate.clone();
             tasks
-                .schedule(async move { gate.notified().await })
+                .schedule(async move { gate.cancelled().await })
                 .expect("scheduled");
         }
         tokio::task::yield_now().await;
         let errands_bytes = (in_use() - before) as f64 / TASKS as f64;
-        gate.notify_waiters();
+        gate.cancel();
         errands.idle().await;
         assert_eq!(errands.stats().succeeded, TASKS as u64);
 

@@ -35,7 +35,7 @@ async fn default_names_and_fields_reach_logs_but_argument_values_never_do() {
     );
     assert!(
         text.contains(
-            "default_names_and_fields_reach_logs_but_argument_values_never_do::{async block}"
+            "default_names_and_fields_reach_logs_but_argument_values_never_do::{{closure}}"
         ),
         "{text}"
     );

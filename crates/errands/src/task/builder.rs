@@ -179,7 +179,9 @@ impl<'a> TaskBuilder<'a> {
         let info = TaskInfo {
             meta: Arc::new(TaskMeta {
                 id,
-                name: self.name.unwrap_or_else(|| name::derive(type_name)),
+                name: self
+                    .name
+                    .unwrap_or_else(|| Cow::Borrowed(name::derive(type_name))),
                 timing: self.timing,
                 shielded: self.shielded,
                 always: self.always,

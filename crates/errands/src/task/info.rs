@@ -106,8 +106,8 @@ impl TaskInfo {
         }
     }
 
-    pub(crate) async fn scope<F: Future>(self, fut: F) -> F::Output {
-        CURRENT.scope(self, fut).await
+    pub(crate) fn scope<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+        CURRENT.scope(self, fut)
     }
 
     /// The task's id.

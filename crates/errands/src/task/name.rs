@@ -1,29 +1,25 @@
 //! The default task name, derived from the type of the scheduled future.
 
-use std::borrow::Cow;
-
-/// Derives a readable name from a future's type name.
+/// Derives a readable name from a future's type name, as a slice of it (no allocation).
 ///
 /// An `async fn send_email(..)` produces a future named `path::send_email::{{closure}}`, which
 /// becomes `send_email`. An `async` block written inside `fn signup` is named
-/// `signup::{async block}`. Any other future is named after its type (`Ready`, `Map`, …).
-/// Type names are best effort: set [`TaskBuilder::name`](crate::TaskBuilder::name) for names
-/// that dashboards rely on.
-pub(crate) fn derive(type_name: &'static str) -> Cow<'static, str> {
+/// `signup::{{closure}}`. Any other future is named after its type (`Ready`, `Map`, …). Type
+/// names are best effort: set [`TaskBuilder::name`](crate::TaskBuilder::name) for names that
+/// dashboards rely on.
+pub(crate) fn derive(type_name: &'static str) -> &'static str {
+    const CLOSURE: &str = "{{closure}}";
     let path = type_name.split('<').next().unwrap_or(type_name);
-    let mut closures = 0;
-    let mut base = path;
-    for segment in path.rsplit("::") {
-        if segment == "{{closure}}" {
-            closures += 1;
-        } else {
-            base = segment;
-            break;
+    // An async fn's future is its own closure: drop that one.
+    let path = path.strip_suffix("::{{closure}}").unwrap_or(path);
+    // Walk back over the remaining closures to the function they are written in.
+    let mut end = path.len();
+    loop {
+        let start = path[..end].rfind(':').map_or(0, |colon| colon + 1);
+        if &path[start..end] != CLOSURE || start < 2 {
+            return &path[start..];
         }
-    }
-    match closures {
-        0 | 1 => Cow::Borrowed(base),
-        _ => Cow::Owned(format!("{base}::{{async block}}")),
+        end = start - 2;
     }
 }
 
@@ -36,9 +32,14 @@ mod tests {
         assert_eq!(derive("demo::mail::send_email::{{closure}}"), "send_email");
         assert_eq!(
             derive("demo::signup::{{closure}}::{{closure}}"),
-            "signup::{async block}"
+            "signup::{{closure}}"
+        );
+        assert_eq!(
+            derive("demo::main::{{closure}}::{{closure}}::{{closure}}"),
+            "main::{{closure}}::{{closure}}"
         );
         assert_eq!(derive("futures_util::future::ready::Ready<()>"), "Ready");
         assert_eq!(derive("plain"), "plain");
+        assert_eq!(derive("{{closure}}::{{closure}}"), "{{closure}}");
     }
 }

@@ -15,12 +15,15 @@
 //!   `.await` — or, queued, at once — as cancellation does everywhere in async Rust.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering, fence};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::runtime::Handle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
 
 use super::work::Work;
@@ -83,14 +86,13 @@ impl<W: Work> Pending for Prepared<W> {
             request_id = self.info.request_id().map(|id| id.as_str()),
         );
         let handle = self.handle.clone();
-        handle.spawn(
-            async move {
-                self.run(&guard).await;
-                drop(guard);
-                drop((request_token, runtime_token));
-            }
-            .instrument(span),
-        );
+        let task = self.run(guard, (runtime_token, request_token));
+        // The span is `DEBUG`: usually disabled, and then not worth wrapping the task in.
+        if span.is_disabled() {
+            handle.spawn(task);
+        } else {
+            handle.spawn(task.instrument(span));
+        }
     }
 
     fn skip(self, reason: SkipReason) {
@@ -117,13 +119,15 @@ impl<W: Work> Pending for Prepared<W> {
 }
 
 enum Stop {
-    Cancelled,
-    Aborted,
+    /// Shutdown stopped the task: `Cancelled` or `Aborted`.
+    Stopped(Outcome),
     Error(TaskError),
 }
 
 impl<W: Work> Prepared<W> {
-    async fn run(self, finished: &Unfinished) {
+    /// The whole life of a started task. `finished` counts the outcome when dropped, then the
+    /// `tokens` let `idle()` and `settle()` see the task gone.
+    async fn run(self, finished: Unfinished, tokens: (TaskTrackerToken, Option<TaskTrackerToken>)) {
         let Prepared {
             rt,
             handle: _,
@@ -133,47 +137,39 @@ impl<W: Work> Prepared<W> {
             timeout,
         } = self;
         let attempt = AtomicU32::new(1);
-        let body = async {
-            let permit = W::slots(&rt)
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("errands never closes its semaphores");
-            rt.counters.now_running();
-            finished.running.store(true, Ordering::Relaxed);
-            let mut permit = Some(permit);
-            let result = work.run(&rt, &info, timeout, &attempt, &mut permit).await;
-            (result, permit)
+        let (stop, stopped) = if info.is_shielded() {
+            (&rt.abort, Outcome::Aborted)
+        } else {
+            (&rt.cancel, Outcome::Cancelled)
         };
         // An async task keeps its slot through its `on_error` handler.
-        let mut _slot = None;
-        // The body is polled first: a task that completes in its first poll never registers
-        // with the shutdown tokens. A task started after the cancel never gets here (`start`
-        // skips it once the runtime is closed).
-        let (stop, stopped) = if info.is_shielded() {
-            (&rt.abort, Stop::Aborted)
-        } else {
-            (&rt.cancel, Stop::Cancelled)
-        };
-        let result = tokio::select! {
-            biased;
-            (result, permit) = body => {
-                _slot = permit;
-                result.map_err(Stop::Error)
+        let mut slot = acquire(W::slots(&rt), stop).await;
+        let result = match slot {
+            None => Err(Stop::Stopped(stopped)),
+            Some(_) => {
+                rt.counters.now_running();
+                finished.running.store(true, Ordering::Relaxed);
+                // The body is polled first: a task that completes in its first poll never
+                // registers with the shutdown token. A task started after the cancel never
+                // gets here (`start` skips it once the runtime is closed).
+                tokio::select! {
+                    biased;
+                    result = work.run(&rt, &info, timeout, &attempt, &mut slot) => result.map_err(Stop::Error),
+                    _ = stop.cancelled() => Err(Stop::Stopped(stopped)),
+                }
             }
-            _ = stop.cancelled() => Err(stopped),
         };
         let info = info.with_attempt(attempt.load(Ordering::Relaxed));
         let outcome = match result {
             Ok(()) => Outcome::Succeeded,
-            Err(Stop::Cancelled) => {
+            Err(Stop::Stopped(Outcome::Cancelled)) => {
                 rt.report(
                     ErrorReport::task(&info, Outcome::Cancelled)
                         .message("task cancelled by shutdown"),
                 );
                 Outcome::Cancelled
             }
-            Err(Stop::Aborted) => {
+            Err(Stop::Stopped(_)) => {
                 rt.report(
                     ErrorReport::task(&info, Outcome::Aborted)
                         .message("task aborted: still running at the shutdown deadline"),
@@ -194,12 +190,16 @@ impl<W: Work> Prepared<W> {
                         .handled(handler.is_some()),
                 );
                 if let Some(handler) = handler {
-                    run_handler(&rt, &info, handler, error).await;
+                    // Boxed: the rare path stays out of every task's future.
+                    Box::pin(run_handler(&rt, &info, handler, error)).await;
                 }
                 outcome
             }
         };
-        let _ = finished.outcome.set(outcome);
+        finished.outcome.store(outcome as u8 + 1, Ordering::Relaxed);
+        drop(slot);
+        drop(finished);
+        drop(tokens);
     }
 }
 
@@ -210,7 +210,8 @@ struct Unfinished {
     rt: Arc<Inner>,
     info: TaskInfo,
     running: AtomicBool,
-    outcome: OnceLock<Outcome>,
+    /// `Outcome as u8 + 1`, or 0 while unset.
+    outcome: AtomicU8,
 }
 
 impl Unfinished {
@@ -219,24 +220,42 @@ impl Unfinished {
             rt,
             info,
             running: AtomicBool::new(false),
-            outcome: OnceLock::new(),
+            outcome: AtomicU8::new(0),
         }
     }
 }
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        let outcome = self.outcome.get().copied().unwrap_or_else(|| {
-            self.rt
+        let outcome =
+            Outcome::from_index(self.outcome.load(Ordering::Relaxed)).unwrap_or_else(|| {
+                self.rt
                 .report(ErrorReport::task(&self.info, Outcome::Aborted).message(
                 "task dropped before it finished (runtime shut down, or a panic while dropping it)",
             ));
-            Outcome::Aborted
-        });
+                Outcome::Aborted
+            });
         let running = self.running.load(Ordering::Relaxed);
         self.rt.counters.finished(outcome, running);
         finish(&self.rt, &self.info);
     }
+}
+
+/// A slot: at once when one is free (no future to build or poll), otherwise in line — unless
+/// shutdown stops the task first (`None`).
+async fn acquire(slots: &Arc<Semaphore>, stop: &CancellationToken) -> Option<OwnedSemaphorePermit> {
+    if let Ok(permit) = slots.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    // Boxed: waiting in line is the rare path, kept out of every task's future.
+    Box::pin(async {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => None,
+            permit = slots.clone().acquire_owned() => permit.ok(),
+        }
+    })
+    .await
 }
 
 /// Frees what the task held in the runtime and its request.

@@ -165,7 +165,8 @@ where
 {
     let caught = AssertUnwindSafe(async move { make().await.into_task_result() }).catch_unwind();
     let result = match timeout {
-        Some(limit) => match tokio::time::timeout(limit, caught).await {
+        // Boxed: the timer stays out of the futures of tasks without a timeout.
+        Some(limit) => match Box::pin(tokio::time::timeout(limit, caught)).await {
             Ok(result) => result,
             Err(_) => return Err(TaskError::TimedOut(limit)),
         },
