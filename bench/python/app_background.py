@@ -1,25 +1,10 @@
 """FastAPI BackgroundTasks: the same endpoints as the Rust servers."""
 
-import asyncio
-import logging
-
 from fastapi import BackgroundTasks, FastAPI
 
-logging.basicConfig(filename="/tmp/errands-bench-python.log", level=logging.INFO)
-log = logging.getLogger("bench")
+from shared import bump, bump_io, log, state
 
 app = FastAPI()
-state = {"scheduled": 0, "finished": 0, "counter": 0}
-
-
-async def bump() -> None:
-    state["counter"] += 1
-    state["finished"] += 1
-
-
-async def bump_io() -> None:
-    await asyncio.sleep(0.005)
-    await bump()
 
 
 async def failing() -> None:

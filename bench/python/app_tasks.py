@@ -1,27 +1,12 @@
 """FastAPI + fastapi-tasks: the same endpoints as the Rust servers."""
 
-import asyncio
-import logging
-
 from fastapi import FastAPI
 from fastapi_tasks import Tasks, add_tasks
 
-logging.basicConfig(filename="/tmp/errands-bench-python.log", level=logging.INFO)
-log = logging.getLogger("bench")
+from shared import bump, bump_io, log, state
 
 app = FastAPI()
 add_tasks(app)
-state = {"scheduled": 0, "finished": 0, "counter": 0}
-
-
-async def bump() -> None:
-    state["counter"] += 1
-    state["finished"] += 1
-
-
-async def bump_io() -> None:
-    await asyncio.sleep(0.005)
-    await bump()
 
 
 async def failing() -> None:
