@@ -2,8 +2,8 @@
 //!
 //! Read top-down, the request path is:
 //!
-//! 1. `call`: take or make the request id, open the request's [`RequestScope`], put both in
-//!    the request extensions, and enter the request's tracing span.
+//! 1. `call`: take or make the request id, open the request's [`RequestScope`], put it in the
+//!    request extensions (the extractors read the id from it), and enter the request's span.
 //! 2. `ResponseFuture::poll`: run the inner service with panics caught. When it returns, the
 //!    error pipeline ([`errors::respond`]) renders and reports error responses; a panic
 //!    becomes a `500 internal_error` response, reported once. Then the scope learns the final
@@ -32,7 +32,7 @@ use crate::runtime::Inner;
 use crate::task::{BoxError, SkipReason};
 use crate::testing::WorkSlot;
 
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static(RequestId::HEADER);
 
 /// The layer made by [`Errands::layer`](crate::Errands::layer).
 #[derive(Clone)]

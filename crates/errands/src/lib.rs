@@ -51,8 +51,8 @@
 //!   aborted cannot hide it; a failing handler is reported separately.
 //! * Without a request (a [`Tasks`] from [`Errands::tasks`], or after the request is over),
 //!   `after_route` and `after_response` tasks start at once.
-//! * Every response with a status of 400 or more is reported once, including bodies a handler
-//!   wrote itself; empty error responses get the schema body.
+//! * Every response with a status of 400 or more is reported once. A handler's own non-empty
+//!   JSON body for a 4xx is kept; every other error body is rendered in the schema.
 
 #![warn(missing_docs)]
 

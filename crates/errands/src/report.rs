@@ -87,7 +87,8 @@ pub struct ErrorReport {
     pub outcome: Option<Outcome>,
     /// Why a task was skipped.
     pub skip_reason: Option<SkipReason>,
-    /// Whether an `on_error` handler took care of the error.
+    /// For task reports, whether an `on_error` handler took care of the error; for request
+    /// reports, whether a catalog mapping matched (or the handler's own body was kept).
     pub handled: bool,
     /// A one-line summary.
     pub message: Cow<'static, str>,
@@ -129,10 +130,9 @@ impl ErrorReport {
     pub(crate) fn task(info: &TaskInfo, outcome: Outcome) -> Self {
         let mut report = ErrorReport::new(Origin::Task);
         report.outcome = Some(outcome);
-        report.request_id = info.request_id().cloned();
-        report.method = info.method().cloned();
-        report.route = info.route().map(str::to_owned);
-        report.status = info.response_status();
+        if let Some(scope) = &info.meta.request {
+            report = report.request(scope);
+        }
         report.task = Some(info.clone());
         report
     }
@@ -143,6 +143,13 @@ impl ErrorReport {
         self.method = Some(scope.method.clone());
         self.route = scope.route().map(str::to_owned);
         self.status = scope.status.get().copied();
+        self
+    }
+
+    /// Sets the status and code sent to the client.
+    pub(crate) fn public(mut self, public: &crate::ApiError) -> Self {
+        self.status = Some(public.status());
+        self.code = Some(public.code().to_owned());
         self
     }
 
@@ -178,10 +185,7 @@ impl ErrorReport {
     pub(crate) fn panic(mut self, payload: Box<dyn std::any::Any + Send>) -> Self {
         self.chain = vec![ErrorLink {
             type_name: None,
-            message: crate::chain::bounded(
-                crate::task::panic_message(payload),
-                crate::chain::MAX_MESSAGE,
-            ),
+            message: crate::task::panic_message(payload),
         }];
         self
     }

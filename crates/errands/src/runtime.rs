@@ -169,7 +169,7 @@ impl Errands {
         self.inner.counters.snapshot(self.inner.requests.len())
     }
 
-    /// Waits until no request is inside the layer and no task is pending or running.
+    /// Waits until no request is inside the layer and no task is pending, queued or running.
     pub async fn idle(&self) {
         loop {
             self.inner.requests.wait().await;

@@ -43,7 +43,8 @@ pub struct Stats {
     pub queued: u64,
     /// Tasks holding a slot and not yet terminal (including retries and `on_error`).
     pub running: u64,
-    /// Requests inside the errands layer whose response is not over.
+    /// Requests inside the errands layer whose response is not over, and open
+    /// [`ws::Hub`](crate::ws) connections.
     pub requests_in_flight: u64,
 }
 

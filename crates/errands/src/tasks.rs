@@ -48,6 +48,13 @@ pub struct Tasks {
 }
 
 impl Tasks {
+    pub(crate) fn for_request(scope: &Arc<RequestScope>) -> Self {
+        Tasks {
+            rt: scope.rt.clone(),
+            scope: Some(scope.clone()),
+        }
+    }
+
     /// Schedules an immediate task with the default configuration.
     ///
     /// # Errors
@@ -92,9 +99,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Tasks {
             .cloned()
             .ok_or(LayerMissing)?;
         scope.set_route(parts.extensions.get::<MatchedPath>());
-        Ok(Tasks {
-            rt: scope.rt.clone(),
-            scope: Some(scope),
-        })
+        Ok(Tasks::for_request(&scope))
     }
 }

@@ -209,6 +209,10 @@ impl TestResponse {
     /// # Errors
     ///
     /// [`Unsettled`] when the timeout ran out first.
+    ///
+    /// # Panics
+    ///
+    /// If the route is not wrapped by the errands layer.
     pub async fn try_settle(&self) -> Result<(), Unsettled> {
         let scope = self
             .work

@@ -81,10 +81,7 @@ pub struct ErrorContext {
 impl ErrorContext {
     pub(crate) fn new(scope: &Arc<RequestScope>) -> Self {
         ErrorContext {
-            tasks: Tasks {
-                rt: scope.rt.clone(),
-                scope: Some(scope.clone()),
-            },
+            tasks: Tasks::for_request(scope),
             scope: scope.clone(),
         }
     }

@@ -6,9 +6,10 @@
 //! extensions. The layer resolves it through the catalog — mappers registered with
 //! [`ErrandsBuilder::map_error`](crate::ErrandsBuilder::map_error), then the built-in
 //! mappings, along the `source()` chain — renders the public face in the configured
-//! [`Format`] with the request id, and reports it once. Error statuses with an empty body
-//! (axum's unknown route and wrong method, or a handler returning a bare `StatusCode`) get
-//! the same body; every response with a status of 400 or more is reported exactly once.
+//! [`Format`] with the request id, and reports it once. Other error responses — empty (axum's
+//! unknown route and wrong method, a bare `StatusCode`), 5xx, or with a non-JSON body — get
+//! the same body; a handler's own JSON body for a 4xx is kept. Every response with a status
+//! of 400 or more is reported exactly once.
 
 mod api;
 mod catalog;
@@ -31,3 +32,22 @@ pub(crate) use pipeline::{respond, respond_to_panic};
 pub use schedule::ScheduleError;
 pub(crate) use validation::violation_at;
 pub use validation::{ValidationError, Violation};
+
+/// The media type of a `content-type` header, lowercased, without parameters.
+pub(crate) fn media_type(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+/// `application/json`, or any `application/…+json`.
+pub(crate) fn is_json(media_type: &str) -> bool {
+    media_type == "application/json"
+        || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+}

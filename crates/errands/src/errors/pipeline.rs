@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 
 use super::error::Carried;
-use super::{ApiError, Error, ErrorContext};
+use super::{ApiError, Error, ErrorContext, is_json, media_type};
 use crate::report::{ErrorReport, Origin};
 use crate::request::RequestScope;
 use crate::task::BoxError;
@@ -60,12 +60,7 @@ where
 /// Whether an error response keeps the body its handler wrote: only a non-empty JSON body
 /// with a client-error status.
 fn keeps_own_body<B: http_body::Body>(response: &Response<B>) -> bool {
-    let json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim())
-        .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+    let json = media_type(response.headers()).is_some_and(|t| is_json(&t));
     response.status().is_client_error() && json && response.body().size_hint().exact() != Some(0)
 }
 
@@ -76,13 +71,13 @@ pub(crate) fn respond_to_panic(
     panic: Box<dyn std::any::Any + Send>,
 ) -> Response<Body> {
     let public = ApiError::internal();
-    let mut report = ErrorReport::new(Origin::Handler)
-        .message("handler panicked")
-        .panic(panic)
-        .request(scope);
-    report.status = Some(public.status());
-    report.code = Some(public.code().to_owned());
-    scope.rt.report(report);
+    scope.rt.report(
+        ErrorReport::new(Origin::Handler)
+            .message("handler panicked")
+            .panic(panic)
+            .request(scope)
+            .public(&public),
+    );
     scope.rt.config.format.render(&public, Some(&scope.id))
 }
 
@@ -134,10 +129,9 @@ fn report(
     let mut report = ErrorReport::new(origin)
         .message(message)
         .request(scope)
-        .handled(handled);
+        .handled(handled)
+        .public(public);
     report.chain = chain;
-    report.status = Some(public.status());
-    report.code = Some(public.code().to_owned());
     scope.rt.report(report);
 }
 

@@ -2,9 +2,9 @@
 
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
-use http::{StatusCode, header};
+use http::StatusCode;
 
-use crate::errors::{ApiError, Error};
+use crate::errors::{ApiError, Error, media_type};
 
 /// The body's bytes, if the request's content type satisfies `accepts`; otherwise `415`.
 /// A body over the limit (axum's `DefaultBodyLimit`) is `413`.
@@ -14,18 +14,10 @@ pub(super) async fn read<S: Send + Sync>(
     accepts: fn(&str) -> bool,
     expected: &'static str,
 ) -> Result<Bytes, Error> {
-    let media_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
-    if !media_type.as_deref().is_some_and(accepts) {
+    if !media_type(request.headers())
+        .as_deref()
+        .is_some_and(accepts)
+    {
         return Err(Error::rejection(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

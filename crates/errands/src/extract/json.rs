@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::body;
-use crate::errors::{Error, ValidationError, Violation, violation_at};
+use crate::errors::{Error, ValidationError, Violation, is_json, violation_at};
 
 /// A JSON body, validated: any failure is a `422 validation_error` whose `details` locate the
 /// problem (`["body", "items", 0, "quantity"]`). As a response, serializes like `axum::Json`.
@@ -28,11 +28,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         deserializer.end().map_err(|e| invalid(None, &e))?;
         Ok(Json(value))
     }
-}
-
-fn is_json(media_type: &str) -> bool {
-    media_type == "application/json"
-        || (media_type.starts_with("application/") && media_type.ends_with("+json"))
 }
 
 /// A data error (wrong type, missing field…) is located by its path; anything else

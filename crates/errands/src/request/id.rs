@@ -12,7 +12,7 @@ use crate::errors::LayerMissing;
 /// `[A-Za-z0-9._:-]`, otherwise a freshly generated UUIDv7.
 ///
 /// It is echoed in the `x-request-id` response header, in error bodies, in the request's
-/// tracing span, in every [`TaskInfo`](crate::TaskInfo) and in every report. Handlers can
+/// tracing span, in every [`TaskInfo`](crate::TaskInfo) and in every report about the request. Handlers can
 /// extract it:
 ///
 /// ```

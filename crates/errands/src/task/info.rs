@@ -33,7 +33,8 @@ pub enum Timing {
     Immediate,
     /// Spawned when the handler has returned its response, before the response goes to the server.
     AfterRoute,
-    /// Spawned when the response body has been completely handed to the server.
+    /// Spawned when the response is over: its body was handed to the server completely, or
+    /// dropped early because the client went away (see [`TaskInfo::delivery`]).
     AfterResponse,
 }
 

@@ -3,7 +3,7 @@
 /// Derives a readable name from a future's type name, as a slice of it (no allocation).
 ///
 /// An `async fn send_email(..)` produces a future named `path::send_email::{{closure}}`, which
-/// becomes `send_email`. An `async` block written inside `fn signup` is named
+/// becomes `send_email`. An `async` block written inside `async fn signup` is named
 /// `signup::{{closure}}`. Any other future is named after its type (`Ready`, `Map`, …). Type
 /// names are best effort: set [`TaskBuilder::name`](crate::TaskBuilder::name) for names that
 /// dashboards rely on.
