@@ -21,9 +21,11 @@ pub fn errands(builder: ErrandsBuilder, db: &SqlitePool) -> ErrandsBuilder {
     domain::register(builder, db.clone())
 }
 
-pub fn router(state: AppState) -> Router {
+/// The service's routes inside the errands layer; with `fault_injection`, also the fault
+/// drills, and `GET /ops/idle` outside the layer (see [`routes::drills`]).
+pub fn router(state: AppState, fault_injection: bool) -> Router {
     let errands = state.errands.clone();
-    Router::new()
+    let mut routes = Router::new()
         .route("/", get(routes::ops::index))
         .route("/signups", post(routes::signups::create))
         .route("/users/{id}", get(routes::signups::show))
@@ -41,7 +43,16 @@ pub fn router(state: AppState) -> Router {
             get(routes::ops::alerts).post(routes::ops::receive_alert),
         )
         .route("/ops/notifications", get(routes::ops::notifications))
-        .route("/stats", get(routes::ops::stats))
-        .with_state(state)
-        .layer(errands.layer())
+        .route("/stats", get(routes::ops::stats));
+    if fault_injection {
+        routes = routes.route("/drills", post(routes::drills::run));
+    }
+    let app = routes.with_state(state).layer(errands.layer());
+    if !fault_injection {
+        return app;
+    }
+    Router::new()
+        .route("/ops/idle", get(routes::drills::idle))
+        .with_state(errands)
+        .fallback_service(app)
 }

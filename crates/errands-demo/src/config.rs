@@ -36,6 +36,11 @@ pub struct Config {
     )]
     pub shutdown_deadline_ms: u64,
 
+    /// Serve `POST /drills`, whose requests inject faults into their handler and tasks, and
+    /// `GET /ops/idle`; for reliability testing, never in production.
+    #[arg(long, env = "ERRANDS_DEMO_FAULT_INJECTION")]
+    pub fault_injection: bool,
+
     /// Log format.
     #[arg(long, env = "ERRANDS_DEMO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

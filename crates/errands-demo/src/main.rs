@@ -53,7 +53,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_else(|| format!("http://{addr}/ops/alerts")),
     };
     tracing::info!(%addr, database = %config.database.display(), "listening on http://{addr}");
-    let summary = errands.serve(listener, app::router(state)).await?;
+    let summary = errands
+        .serve(listener, app::router(state, config.fault_injection))
+        .await?;
     tracing::info!(?summary, "stopped");
     Ok(())
 }

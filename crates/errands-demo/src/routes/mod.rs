@@ -1,5 +1,6 @@
 //! The HTTP endpoints, one file per resource.
 
+pub mod drills;
 pub mod ops;
 pub mod orders;
 pub mod payments;

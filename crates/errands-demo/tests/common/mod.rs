@@ -153,8 +153,19 @@ impl Demo {
         self.wait_for("payment started").await;
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Hands the log lines not read yet, and all later ones, to the caller: for consumers of
+    /// heavy logs, which `seen` would hold in full.
+    pub fn take_lines(&mut self) -> mpsc::UnboundedReceiver<String> {
+        std::mem::replace(&mut self.lines, mpsc::unbounded_channel().1)
+    }
+
     pub fn signal(&self, name: &str) {
-        let pid = self.child.id().expect("running").to_string();
+        let pid = self.pid().to_string();
         let status = std::process::Command::new("kill")
             .args([name, &pid])
             .status()

@@ -1,0 +1,593 @@
+//! The load: well-behaved clients through reqwest, each on its own keep-alive connection;
+//! slow clients and clients that leave mid-request or mid-body over raw TCP. Every worker
+//! stops by itself at its deadline (or, during shutdown, once the server is gone), and tallies
+//! what it saw and what the server must therefore have done.
+//!
+//! The `tokio::time::sleep`s here shape the clients (a slow network, a slow reader); nothing
+//! waits for the server's background work with them.
+
+use std::collections::BTreeMap;
+use std::ops::AddAssign;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use reqwest::Method;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::check::{self, Outcomes};
+
+/// Work that outlives any deadline of these tests: a task with it ends cancelled or aborted.
+pub const LONG_MS: u64 = 600_000;
+
+/// What the clients send.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// Drills with errors, panics, failing `on_error` handlers, timeouts and retries, and the
+    /// demo's own endpoints, with valid and invalid input.
+    Faults,
+    /// Drills with long shielded and unshielded tasks, for a shutdown in the middle.
+    Shutdown,
+}
+
+/// How many clients of each kind, until when, and what a closed connection means.
+pub struct Plan {
+    pub mix: Mix,
+    pub normal: usize,
+    pub slow: usize,
+    pub leaving: usize,
+    pub until: Instant,
+    /// During a shutdown, a connection the server closed before answering ends the client;
+    /// otherwise it is a problem.
+    pub until_closed: bool,
+}
+
+/// Runs the plan's clients against `addr` and sums their tallies.
+pub async fn run(addr: &str, plan: &Plan, round: u64) -> Tally {
+    let mut clients = tokio::task::JoinSet::new();
+    let kinds = [
+        (Kind::Normal, plan.normal),
+        (Kind::Slow, plan.slow),
+        (Kind::Leaving, plan.leaving),
+    ];
+    let mut seed = round << 32;
+    for (kind, count) in kinds {
+        for _ in 0..count {
+            seed += 1;
+            let client = Client {
+                addr: addr.to_owned(),
+                mix: plan.mix,
+                rng: SmallRng::seed_from_u64(seed),
+                name: format!("r{round}c{seed}"),
+                sent: 0,
+                until: plan.until,
+                until_closed: plan.until_closed,
+                tally: Tally::default(),
+            };
+            clients.spawn(client.run(kind));
+        }
+    }
+    let mut total = Tally::default();
+    while let Some(tally) = clients.join_next().await {
+        total += tally.expect("a client panicked");
+    }
+    total
+}
+
+/// What the clients saw, and the reported outcomes the server owes for what they sent.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub answered: u64,
+    pub statuses: BTreeMap<u16, u64>,
+    pub expected: Outcomes,
+    /// Short unshielded tasks, which a shutdown may cancel before they ran.
+    pub maybe_cancelled: u64,
+    /// Short shielded tasks, which a second signal may abort.
+    pub maybe_aborted: u64,
+    /// Requests whose connection closed before any byte of a response (shutdown only).
+    pub closed: u64,
+    /// Responses cut off after they started.
+    pub truncated: u64,
+    pub slow: u64,
+    pub left_mid_request: u64,
+    pub left_mid_body: u64,
+    pub problems: Vec<String>,
+}
+
+impl Tally {
+    /// Adds the reported outcomes an answered drill owes, and how many of its other tasks a
+    /// shutdown may cancel or abort.
+    fn owe(&mut self, drill: &Drill) {
+        let handler_failed = drill.handler != "ok";
+        for task in &drill.tasks {
+            let owed = &mut self.expected;
+            if handler_failed && task.timing != "immediate" {
+                owed.skipped += 1;
+                continue;
+            }
+            match (task.work_ms >= LONG_MS, task.shield) {
+                (true, true) => owed.aborted += 1,
+                (true, false) => owed.cancelled += 1,
+                (false, true) => self.maybe_aborted += 1,
+                (false, false) => self.maybe_cancelled += 1,
+            }
+            if task.work_ms >= LONG_MS {
+                continue;
+            }
+            *owed += Outcomes::one(match task.fault {
+                "error" => "failed",
+                "panic" => "panicked",
+                "timeout" => "timed_out",
+                _ => continue,
+            });
+            if matches!(task.on_error, "error" | "panic") {
+                owed.error_handlers += 1;
+            }
+        }
+    }
+
+    fn problem(&mut self, problem: String) {
+        if self.problems.len() < 20 {
+            self.problems.push(problem);
+        }
+    }
+}
+
+impl AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        self.answered += other.answered;
+        for (status, n) in other.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
+        self.expected += other.expected;
+        self.maybe_cancelled += other.maybe_cancelled;
+        self.maybe_aborted += other.maybe_aborted;
+        self.closed += other.closed;
+        self.truncated += other.truncated;
+        self.slow += other.slow;
+        self.left_mid_request += other.left_mid_request;
+        self.left_mid_body += other.left_mid_body;
+        for problem in other.problems {
+            self.problem(problem);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Normal,
+    Slow,
+    Leaving,
+}
+
+struct Client {
+    addr: String,
+    mix: Mix,
+    rng: SmallRng,
+    name: String,
+    sent: u64,
+    until: Instant,
+    until_closed: bool,
+    tally: Tally,
+}
+
+impl Client {
+    async fn run(mut self, kind: Kind) -> Tally {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .http1_only()
+            .pool_max_idle_per_host(1)
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap();
+        while Instant::now() < self.until {
+            self.sent += 1;
+            let going_on = match kind {
+                Kind::Normal => self.normal(&http).await,
+                Kind::Slow => self.slow().await,
+                Kind::Leaving => self.leave().await,
+            };
+            if !going_on {
+                break;
+            }
+        }
+        self.tally
+    }
+
+    /// One request through reqwest; false once the server is gone.
+    async fn normal(&mut self, http: &reqwest::Client) -> bool {
+        let call = self.call(true);
+        let url = format!("http://{}{}", self.addr, call.path);
+        let mut request = http
+            .request(call.method.clone(), url)
+            .body(call.body.clone());
+        if let Some(content_type) = call.content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return self.closed(&error.to_string()),
+        };
+        let status = response.status().as_u16();
+        let id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match response.bytes().await {
+            Ok(body) => self.answered(&call, status, id.as_deref(), &body),
+            Err(error) => {
+                self.tally.truncated += 1;
+                self.tally
+                    .problem(format!("{} cut off: {error}", call.path));
+            }
+        }
+        true
+    }
+
+    /// One request over a new connection, written in pieces and read in small reads.
+    async fn slow(&mut self) -> bool {
+        let call = self.call(false);
+        let Ok(mut stream) = TcpStream::connect(&self.addr).await else {
+            return self.closed("connect refused");
+        };
+        let bytes = call.raw(0);
+        for piece in bytes.chunks(bytes.len().div_ceil(4)) {
+            if stream.write_all(piece).await.is_err() {
+                return self.closed("closed while the request was written");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await; // a slow network
+        }
+        let mut response = Vec::new();
+        let mut buffer = [0; 512];
+        while let Ok(n @ 1..) = stream.read(&mut buffer).await {
+            response.extend_from_slice(&buffer[..n]);
+            tokio::time::sleep(Duration::from_millis(1)).await; // a slow reader
+        }
+        self.tally.slow += 1;
+        match parse(&response) {
+            Some(Parsed::Complete(status, id, body)) => {
+                self.answered(&call, status, id.as_deref(), &body)
+            }
+            Some(Parsed::Partial) => {
+                self.tally.truncated += 1;
+                self.tally.problem(format!("{} cut off", call.path));
+            }
+            None if response.is_empty() => return self.closed("closed before answering"),
+            None => self
+                .tally
+                .problem(format!("unparsable response to {}", call.path)),
+        }
+        true
+    }
+
+    /// Leaves in the middle of a request's body, or of a streamed response's body.
+    async fn leave(&mut self) -> bool {
+        let mid_body = self.sent.is_multiple_of(2);
+        let mut drill = Drill::random(&mut self.rng, self.mix);
+        drill.handler = "ok";
+        drill.stream_chunks = if mid_body { 64 } else { 0 };
+        let call = drill.call();
+        let Ok(mut stream) = TcpStream::connect(&self.addr).await else {
+            return self.closed("connect refused");
+        };
+        if !mid_body {
+            // Promise more body than is sent, send it, and go.
+            let _ = stream.write_all(&call.raw(64)).await;
+            self.tally.left_mid_request += 1;
+            return true;
+        }
+        if stream.write_all(&call.raw(0)).await.is_err() {
+            return self.closed("closed while the request was written");
+        }
+        let mut response = Vec::new();
+        let mut buffer = [0; 4096];
+        while !has_body_bytes(&response) {
+            match stream.read(&mut buffer).await {
+                Ok(n @ 1..) => response.extend_from_slice(&buffer[..n]),
+                _ => return self.closed("closed before answering"),
+            }
+        }
+        let status = parse_status(&response);
+        if status != Some(202) {
+            self.tally
+                .problem(format!("a streamed drill answered {status:?}"));
+        }
+        // Gone, with most of the body unread: the drill's tasks still run.
+        self.tally.left_mid_body += 1;
+        if let Some(drill) = &call.drill {
+            self.tally.owe(drill);
+        }
+        true
+    }
+
+    fn call(&mut self, may_stream: bool) -> Call {
+        let mut call = Call::random(&mut self.rng, self.mix, &self.name, self.sent);
+        if !may_stream && let Some(drill) = &mut call.drill {
+            drill.stream_chunks = 0;
+            call.body = drill.body();
+        }
+        call
+    }
+
+    fn answered(&mut self, call: &Call, status: u16, id: Option<&str>, body: &[u8]) {
+        self.tally.answered += 1;
+        *self.tally.statuses.entry(status).or_default() += 1;
+        if let Err(problem) = check::response(status, id, body) {
+            self.tally
+                .problem(format!("{} {}: {problem}", call.method, call.path));
+        }
+        if !call.statuses.contains(&status) {
+            let text = String::from_utf8_lossy(body);
+            let problem = format!("{} {} answered {status}: {text}", call.method, call.path);
+            self.tally.problem(problem);
+            return;
+        }
+        if let Some(drill) = &call.drill {
+            self.tally.owe(drill);
+        } else if call.bounces && status == 201 {
+            self.tally.expected.failed += 1;
+        }
+    }
+
+    /// The server closed the connection before answering: the end of the load during a
+    /// shutdown, a problem otherwise.
+    fn closed(&mut self, why: &str) -> bool {
+        self.tally.closed += 1;
+        if !self.until_closed {
+            self.tally.problem(format!("connection closed: {why}"));
+        }
+        !self.until_closed
+    }
+}
+
+/// One request and what it may be answered.
+struct Call {
+    method: Method,
+    path: String,
+    content_type: Option<&'static str>,
+    body: String,
+    statuses: &'static [u16],
+    drill: Option<Drill>,
+    /// A sign-up whose welcome email fails every attempt.
+    bounces: bool,
+}
+
+impl Call {
+    fn random(rng: &mut SmallRng, mix: Mix, name: &str, n: u64) -> Call {
+        if mix == Mix::Shutdown {
+            return Drill::random(rng, mix).call();
+        }
+        let get =
+            |path: &str, statuses: &'static [u16]| Call::new(Method::GET, path, None, "", statuses);
+        let post_json = |path: &str, body: String, statuses: &'static [u16]| {
+            Call::new(
+                Method::POST,
+                path,
+                Some("application/json"),
+                &body,
+                statuses,
+            )
+        };
+        match rng.random_range(0..100) {
+            0..75 => Drill::random(rng, mix).call(),
+            75..83 => {
+                let (tag, bounces) = match rng.random_range(0..20) {
+                    0 => ("+bounce", true),
+                    1..3 => ("+flaky", false),
+                    _ => ("", false),
+                };
+                let email = format!("{name}n{n}{tag}@example.com");
+                let mut call = post_json("/signups", json!({"email": email}).to_string(), &[201]);
+                call.bounces = bounces;
+                call
+            }
+            83..88 => {
+                let order = json!({"user_id": 1, "items": [{"sku": "pen", "quantity": 1}]});
+                post_json("/orders", order.to_string(), &[201, 409])
+            }
+            88..92 => get(["/products", "/users/1", "/stats"][n as usize % 3], &[200]),
+            _ => match n % 7 {
+                0 => post_json("/drills", "{\"tasks\": [".into(), &[422]),
+                1 => post_json("/signups", json!({"email": 7}).to_string(), &[422]),
+                2 => Call::new(Method::POST, "/orders", Some("text/plain"), "x", &[415]),
+                3 => get("/users/not-a-number", &[422]),
+                4 => get("/orders/987654321", &[404]),
+                5 => get("/no/such/route", &[404]),
+                _ => Call::new(Method::DELETE, "/products", None, "", &[405]),
+            },
+        }
+    }
+
+    fn new(
+        method: Method,
+        path: &str,
+        content_type: Option<&'static str>,
+        body: &str,
+        statuses: &'static [u16],
+    ) -> Call {
+        Call {
+            method,
+            path: path.to_owned(),
+            content_type,
+            body: body.to_owned(),
+            statuses,
+            drill: None,
+            bounces: false,
+        }
+    }
+
+    /// The request as HTTP/1.1 bytes on a connection that closes after it, promising
+    /// `missing` more body bytes than it carries.
+    fn raw(&self, missing: usize) -> Vec<u8> {
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nhost: soak\r\nconnection: close\r\ncontent-length: {}\r\n",
+            self.method,
+            self.path,
+            self.body.len() + missing
+        );
+        if let Some(content_type) = self.content_type {
+            head.push_str(&format!("content-type: {content_type}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(self.body.as_bytes());
+        bytes
+    }
+}
+
+/// A `POST /drills` request (see `routes::drills`).
+struct Drill {
+    handler: &'static str,
+    tasks: Vec<DrillTask>,
+    stream_chunks: u16,
+}
+
+struct DrillTask {
+    timing: &'static str,
+    fault: &'static str,
+    on_error: &'static str,
+    shield: bool,
+    work_ms: u64,
+}
+
+impl Drill {
+    fn random(rng: &mut SmallRng, mix: Mix) -> Drill {
+        let count = rng.random_range(1..=3);
+        let tasks = (0..count)
+            .map(|_| match mix {
+                Mix::Faults => DrillTask::with_fault(rng),
+                Mix::Shutdown => DrillTask::for_shutdown(rng),
+            })
+            .collect();
+        let handler = match (mix, rng.random_range(0..100)) {
+            (Mix::Faults, 0..2) => "error",
+            (Mix::Faults, 2) => "panic",
+            _ => "ok",
+        };
+        let stream_chunks = if rng.random_range(0..20) == 0 { 4 } else { 0 };
+        Drill {
+            handler,
+            tasks,
+            stream_chunks,
+        }
+    }
+
+    fn body(&self) -> String {
+        let tasks: Vec<_> = self
+            .tasks
+            .iter()
+            .map(|t| {
+                json!({"timing": t.timing, "fault": t.fault, "on_error": t.on_error,
+                       "shield": t.shield, "work_ms": t.work_ms})
+            })
+            .collect();
+        json!({"handler": self.handler, "tasks": tasks, "stream_chunks": self.stream_chunks})
+            .to_string()
+    }
+
+    fn call(self) -> Call {
+        let statuses: &'static [u16] = if self.handler == "ok" { &[202] } else { &[500] };
+        let mut call = Call::new(
+            Method::POST,
+            "/drills",
+            Some("application/json"),
+            &self.body(),
+            statuses,
+        );
+        call.drill = Some(self);
+        call
+    }
+}
+
+impl DrillTask {
+    /// 5 % errors, 1 % panics, 1 % errors whose `on_error` fails or panics, 1 % timeouts,
+    /// 3 % that fail once and succeed on the retry; the rest succeed.
+    fn with_fault(rng: &mut SmallRng) -> DrillTask {
+        let (fault, on_error) = match rng.random_range(0..200) {
+            0..10 => ("error", ["default", "ok"][rng.random_range(0..2)]),
+            10..12 => ("panic", "ok"),
+            12 => ("error", "error"),
+            13 => ("error", "panic"),
+            14..16 => ("timeout", "default"),
+            16..22 => ("flaky", "ok"),
+            _ => ("none", "default"),
+        };
+        DrillTask {
+            timing: ["immediate", "after_route", "after_response"][rng.random_range(0..3)],
+            fault,
+            on_error,
+            shield: rng.random_range(0..5) == 0,
+            work_ms: if rng.random_range(0..10) == 0 {
+                rng.random_range(1..=5)
+            } else {
+                0
+            },
+        }
+    }
+
+    /// Short tasks, shielded tasks that finish before the deadline, and long shielded and
+    /// unshielded ones that shutdown must abort and cancel.
+    fn for_shutdown(rng: &mut SmallRng) -> DrillTask {
+        let (timing, shield, work_ms) = match rng.random_range(0..10) {
+            0..4 => ("immediate", false, 0),
+            4..6 => ("after_response", true, 20),
+            6 => ("after_route", false, 0),
+            7 => ("after_response", true, LONG_MS),
+            _ => ("immediate", false, LONG_MS),
+        };
+        DrillTask {
+            timing,
+            fault: "none",
+            on_error: "default",
+            shield,
+            work_ms,
+        }
+    }
+}
+
+enum Parsed {
+    Complete(u16, Option<String>, Vec<u8>),
+    Partial,
+}
+
+/// Parses a response read to the end of its connection.
+fn parse(bytes: &[u8]) -> Option<Parsed> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(head) = response.parse(bytes).ok()? else {
+        return Some(Parsed::Partial);
+    };
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    };
+    let body = &bytes[head..];
+    let length = header("content-length").and_then(|l| l.parse::<usize>().ok());
+    if length.is_some_and(|length| length != body.len()) {
+        return Some(Parsed::Partial);
+    }
+    let id = header("x-request-id").map(str::to_owned);
+    Some(Parsed::Complete(response.code?, id, body.to_vec()))
+}
+
+fn parse_status(bytes: &[u8]) -> Option<u16> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    response.parse(bytes).ok()?;
+    response.code
+}
+
+/// Whether `bytes` hold a response's head and at least one byte of its body.
+fn has_body_bytes(bytes: &[u8]) -> bool {
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .is_some_and(|end| bytes.len() > end + 4)
+}
