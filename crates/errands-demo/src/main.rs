@@ -71,4 +71,19 @@ fn init_logs(format: LogFormat) {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
+    std::panic::set_hook(Box::new(log_panic));
+}
+
+/// Logs a panic as one event, where it happened. The default hook writes to stderr in pieces,
+/// which split log lines written at the same moment, and JSON lines with them. What the panic
+/// hit — the task or request — is in errands' report about it.
+fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let message = info.payload_as_str().unwrap_or("a non-string payload");
+    let location = info.location().map(ToString::to_string).unwrap_or_default();
+    let backtrace = std::backtrace::Backtrace::capture();
+    if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+        tracing::error!(target: "panic", %location, %backtrace, "panicked: {message}");
+    } else {
+        tracing::error!(target: "panic", %location, "panicked: {message}");
+    }
 }
