@@ -138,3 +138,46 @@ async fn a_failing_after_response_task_gives_one_report_and_one_log_event_with_t
     );
     assert!(events[0].contains("upload_export"));
 }
+
+#[tokio::test]
+async fn request_ids_that_could_forge_log_lines_are_replaced_in_headers_bodies_and_logs() {
+    use axum::http::{HeaderValue, Request};
+    let (logs, _guard) = capture_logs();
+    let errands = Errands::new();
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(|| async {
+                Err::<(), _>(errands::Error::new(std::io::Error::other("boom")))
+            }),
+        )
+        .layer(errands.layer());
+    let client = errands::testing::TestClient::new(app, &errands);
+    let forgeries: [&[u8]; 6] = [
+        b"abc\" level=ERROR message=\"forged",
+        b"abc request_id=admin",
+        b"tab\there",
+        b"{\"json\":1}",
+        b"caf\xc3\xa9",
+        &[b'a'; 129],
+    ];
+    for forged in forgeries {
+        let mut request = Request::get("/").body(axum::body::Body::empty()).unwrap();
+        let value = HeaderValue::from_bytes(forged).unwrap();
+        request.headers_mut().insert("x-request-id", value);
+        let response = client.send(request).await;
+        let id = response.request_id().unwrap().to_string();
+        assert!(
+            uuid::Uuid::parse_str(&id).is_ok(),
+            "replaced by a fresh id: {id}"
+        );
+        assert_eq!(response.json()["request_id"], id.as_str());
+        let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        let forged = String::from_utf8_lossy(forged);
+        assert!(
+            !text.contains(forged.as_ref()),
+            "{forged:?} reached the logs: {text}"
+        );
+        assert!(text.contains(&id), "the fresh id is logged: {text}");
+    }
+}
