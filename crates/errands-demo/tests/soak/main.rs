@@ -183,6 +183,10 @@ async fn sigterm_under_load_answers_or_cleanly_closes_and_reports_every_stopped_
         "nothing else failed"
     );
     assert_lifecycle(&seen, &reported);
+    println!(
+        "one SIGTERM: {} responses, {} connections closed unanswered, {} truncated; {} tasks aborted, {} cancelled",
+        tally.answered, tally.closed, tally.truncated, reported.aborted, reported.cancelled
+    );
     let deadline = seen
         .line_of("shutdown: aborting")
         .expect("an abort at the deadline");
@@ -217,6 +221,10 @@ async fn a_second_sigterm_under_load_aborts_at_once() {
     );
     assert!(seen.line_of("second shutdown signal").is_some());
     assert_lifecycle(&seen, &seen.reports);
+    println!(
+        "two SIGTERMs: {} responses, {} connections closed unanswered, {} truncated; {} tasks aborted, {} cancelled",
+        tally.answered, tally.closed, tally.truncated, seen.reports.aborted, seen.reports.cancelled
+    );
 }
 
 /// Drills with short, long shielded and long unshielded tasks from 30 keep-alive and 2 slow
