@@ -22,6 +22,7 @@ mod common;
 mod check;
 mod load;
 mod logs;
+mod requests;
 
 use std::time::Duration;
 
@@ -30,8 +31,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use check::Outcomes;
-use load::{Mix, Plan};
+use load::Plan;
 use logs::Logs;
+use requests::Mix;
 
 struct Soak {
     connections: usize,
