@@ -185,7 +185,7 @@ impl Client {
 
     /// One request through reqwest; false once the server is gone.
     async fn normal(&mut self, http: &reqwest::Client) -> bool {
-        let call = self.call(true);
+        let call = self.call();
         let url = format!("http://{}{}", self.addr, call.path);
         let mut request = http
             .request(call.method.clone(), url)
@@ -216,7 +216,7 @@ impl Client {
 
     /// One request over a new connection, written in pieces and read in small reads.
     async fn slow(&mut self) -> bool {
-        let call = self.call(false);
+        let call = self.call();
         let Ok(mut stream) = TcpStream::connect(&self.addr).await else {
             return self.closed("connect refused");
         };
@@ -290,13 +290,8 @@ impl Client {
         true
     }
 
-    fn call(&mut self, may_stream: bool) -> Call {
-        let mut call = Call::random(&mut self.rng, self.mix, &self.name, self.sent);
-        if !may_stream && let Some(drill) = &mut call.drill {
-            drill.stream_chunks = 0;
-            call.body = drill.body();
-        }
-        call
+    fn call(&mut self) -> Call {
+        Call::random(&mut self.rng, self.mix, &self.name, self.sent)
     }
 
     fn answered(&mut self, call: &Call, status: u16, id: Option<&str>, body: &[u8]) {
@@ -349,13 +344,36 @@ fn parse(bytes: &[u8]) -> Option<Parsed> {
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .and_then(|h| std::str::from_utf8(h.value).ok())
     };
-    let body = &bytes[head..];
+    let mut body = bytes[head..].to_vec();
     let length = header("content-length").and_then(|l| l.parse::<usize>().ok());
     if length.is_some_and(|length| length != body.len()) {
         return Some(Parsed::Partial);
     }
+    if header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+        let Some(decoded) = dechunk(&body) else {
+            return Some(Parsed::Partial);
+        };
+        body = decoded;
+    }
     let id = header("x-request-id").map(str::to_owned);
-    Some(Parsed::Complete(response.code?, id, body.to_vec()))
+    Some(Parsed::Complete(response.code?, id, body))
+}
+
+/// Decodes a chunked body; `None` when it was cut off.
+fn dechunk(mut bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let httparse::Status::Complete((start, size)) = httparse::parse_chunk_size(bytes).ok()?
+        else {
+            return None;
+        };
+        let size = usize::try_from(size).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(bytes.get(start..start + size)?);
+        bytes = bytes.get(start + size + 2..)?;
+    }
 }
 
 fn parse_status(bytes: &[u8]) -> Option<u16> {
