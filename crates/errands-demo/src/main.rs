@@ -74,16 +74,17 @@ fn init_logs(format: LogFormat) {
     std::panic::set_hook(Box::new(log_panic));
 }
 
-/// Logs a panic as one event, where it happened. The default hook writes to stderr in pieces,
-/// which split log lines written at the same moment, and JSON lines with them. What the panic
-/// hit — the task or request — is in errands' report about it.
+/// Logs a panic as one event, at DEBUG: errands already reports each panic of a handler or
+/// task at ERROR, with the request or task it hit; this event adds where it happened. The
+/// default hook would write to stderr in pieces, splitting log lines written at the same
+/// moment, and JSON lines with them. `RUST_LOG=info,panic=debug` shows these events.
 fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
     let message = info.payload_as_str().unwrap_or("a non-string payload");
     let location = info.location().map(ToString::to_string).unwrap_or_default();
     let backtrace = std::backtrace::Backtrace::capture();
     if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
-        tracing::error!(target: "panic", %location, %backtrace, "panicked: {message}");
+        tracing::debug!(target: "panic", %location, %backtrace, "panicked: {message}");
     } else {
-        tracing::error!(target: "panic", %location, "panicked: {message}");
+        tracing::debug!(target: "panic", %location, "panicked: {message}");
     }
 }

@@ -13,7 +13,8 @@ use errands::{Errands, Origin, Violation};
 use serde::Deserialize;
 use serde_json::json;
 
-/// The longest error message a report keeps, in bytes, and how many links of a chain.
+/// The longest error message a report keeps, in bytes, and how many links of a chain: as
+/// documented on `ErrorLink` (the crate's `chain::MAX_MESSAGE` and `chain::MAX_DEPTH`).
 const MAX_MESSAGE: usize = 4096;
 const MAX_DEPTH: usize = 32;
 

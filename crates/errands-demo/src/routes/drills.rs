@@ -49,7 +49,7 @@ const TIMEOUT: Duration = Duration::from_millis(20);
 #[serde(deny_unknown_fields)]
 pub struct Drill {
     #[serde(default)]
-    handler: Fault,
+    handler: HandlerFault,
     #[serde(default)]
     tasks: Vec<DrillTask>,
     #[serde(default)]
@@ -80,13 +80,21 @@ enum Timing {
     AfterResponse,
 }
 
-/// What a handler, a task or an `on_error` handler does. `flaky` and `timeout` apply to
-/// tasks only.
+/// What the drill's handler does.
+#[derive(Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum HandlerFault {
+    #[default]
+    Ok,
+    Error,
+    Panic,
+}
+
+/// What a drill task does.
 #[derive(Clone, Copy, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 enum Fault {
     #[default]
-    #[serde(alias = "ok")]
     None,
     Error,
     Panic,
@@ -128,15 +136,15 @@ pub async fn run(tasks: Tasks, Json(drill): Json<Drill>) -> errands::Result<Resp
         schedule(&tasks, task)?;
     }
     match drill.handler {
-        Fault::Error => Err(DrillFailure.into()),
-        Fault::Panic => panic!("drill handler panicked ({INTERNAL_DETAIL})"),
-        _ if drill.stream_chunks > 0 => Ok((
-            StatusCode::ACCEPTED,
-            Body::from_stream(stream(drill.stream_chunks)),
-        )
-            .into_response()),
-        _ => Ok((StatusCode::ACCEPTED, "drill accepted").into_response()),
+        HandlerFault::Error => return Err(DrillFailure.into()),
+        HandlerFault::Panic => panic!("drill handler panicked ({INTERNAL_DETAIL})"),
+        HandlerFault::Ok => {}
     }
+    let body = match drill.stream_chunks {
+        0 => Body::from("drill accepted"),
+        chunks => Body::from_stream(stream(chunks)),
+    };
+    Ok((StatusCode::ACCEPTED, body).into_response())
 }
 
 impl Drill {
@@ -147,25 +155,19 @@ impl Drill {
         if self.tasks.len() > MAX_TASKS {
             return violation(
                 vec!["body".into(), "tasks".into()],
-                "must list at most 16 tasks",
-            );
-        }
-        if matches!(self.handler, Fault::Timeout | Fault::Flaky) {
-            return violation(
-                vec!["body".into(), "handler".into()],
-                "must be ok, error or panic",
+                &format!("must list at most {MAX_TASKS} tasks"),
             );
         }
         if self.stream_chunks > MAX_CHUNKS {
             return violation(
                 vec!["body".into(), "stream_chunks".into()],
-                "must be at most 1024",
+                &format!("must be at most {MAX_CHUNKS}"),
             );
         }
         for (i, task) in self.tasks.iter().enumerate() {
             if task.work_ms > MAX_WORK_MS {
                 let loc = vec!["body".into(), "tasks".into(), i.into(), "work_ms".into()];
-                return violation(loc, "must be at most 600000");
+                return violation(loc, &format!("must be at most {MAX_WORK_MS}"));
             }
         }
         Ok(())
@@ -212,7 +214,7 @@ async fn drill_task(fault: Fault, work: Duration) -> Result<(), DrillFailure> {
 
 async fn error_handler(handler: OnError) -> Result<(), DrillFailure> {
     match handler {
-        OnError::Default | OnError::Ok => Ok(()),
+        OnError::Ok | OnError::Default => Ok(()),
         OnError::Error => Err(DrillFailure),
         OnError::Panic => panic!("drill error handler panicked ({INTERNAL_DETAIL})"),
     }

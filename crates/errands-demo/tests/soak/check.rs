@@ -133,7 +133,11 @@ impl Sub for Outcomes {
 
 /// Whether a `/stats` body satisfies the accounting invariant with nothing in flight.
 pub fn settled(stats: &Value) -> Result<(), String> {
-    let n = |key: &str| stats[key].as_u64().unwrap_or(u64::MAX);
+    let n = |key: &str| {
+        stats[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key} in {stats}"))
+    };
     let terminal: u64 = [
         "succeeded",
         "failed",

@@ -8,16 +8,19 @@
 
 use std::collections::BTreeMap;
 use std::ops::AddAssign;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::check::{self, Outcomes};
-use crate::requests::{Call, Drill, LONG_MS, Mix};
+use crate::raw::{Parsed, has_body_bytes, parse, parse_status};
+use crate::requests::{Call, Drill, LONG_MS, Mix, WARM_UP};
 
 /// How many clients of each kind, until when, and what a closed connection means.
 pub struct Plan {
@@ -29,7 +32,12 @@ pub struct Plan {
     /// During a shutdown, a connection the server closed before answering ends the client;
     /// otherwise it is a problem.
     pub until_closed: bool,
+    /// Gets a permit from each client once it has sent its first [`WARM_UP`] requests.
+    pub warmed_up: Option<Arc<Semaphore>>,
 }
+
+/// The longest one request may take before it counts as a problem (and ends its client).
+const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Runs the plan's clients against `addr` and sums their tallies.
 pub async fn run(addr: &str, plan: &Plan, round: u64) -> Tally {
@@ -51,6 +59,7 @@ pub async fn run(addr: &str, plan: &Plan, round: u64) -> Tally {
                 sent: 0,
                 until: plan.until,
                 until_closed: plan.until_closed,
+                warmed_up: plan.warmed_up.clone(),
                 tally: Tally::default(),
             };
             clients.spawn(client.run(kind));
@@ -157,6 +166,7 @@ struct Client {
     sent: u64,
     until: Instant,
     until_closed: bool,
+    warmed_up: Option<Arc<Semaphore>>,
     tally: Tally,
 }
 
@@ -166,16 +176,21 @@ impl Client {
             .no_proxy()
             .http1_only()
             .pool_max_idle_per_host(1)
-            .timeout(Duration::from_secs(120))
             .build()
             .unwrap();
         while Instant::now() < self.until {
             self.sent += 1;
-            let going_on = match kind {
-                Kind::Normal => self.normal(&http).await,
-                Kind::Slow => self.slow().await,
-                Kind::Leaving => self.leave().await,
+            let step = tokio::time::timeout(PATIENCE, self.step(kind, &http)).await;
+            let Ok(going_on) = step else {
+                self.tally
+                    .problem(format!("a request took over {PATIENCE:?}"));
+                break;
             };
+            if self.sent == WARM_UP
+                && let Some(warmed_up) = &self.warmed_up
+            {
+                warmed_up.add_permits(1);
+            }
             if !going_on {
                 break;
             }
@@ -183,7 +198,16 @@ impl Client {
         self.tally
     }
 
-    /// One request through reqwest; false once the server is gone.
+    /// One request of the client's kind; false once the server is gone.
+    async fn step(&mut self, kind: Kind, http: &reqwest::Client) -> bool {
+        match kind {
+            Kind::Normal => self.normal(http).await,
+            Kind::Slow => self.slow().await,
+            Kind::Leaving => self.leave().await,
+        }
+    }
+
+    /// One request through reqwest.
     async fn normal(&mut self, http: &reqwest::Client) -> bool {
         let call = self.call();
         let url = format!("http://{}{}", self.addr, call.path);
@@ -253,7 +277,7 @@ impl Client {
     /// Leaves in the middle of a request's body, or of a streamed response's body.
     async fn leave(&mut self) -> bool {
         let mid_body = self.sent.is_multiple_of(2);
-        let mut drill = Drill::random(&mut self.rng, self.mix);
+        let mut drill = Drill::random(&mut self.rng, self.mix, self.sent);
         drill.handler = "ok";
         drill.stream_chunks = if mid_body { 64 } else { 0 };
         let call = drill.call();
@@ -323,70 +347,4 @@ impl Client {
         }
         !self.until_closed
     }
-}
-
-enum Parsed {
-    Complete(u16, Option<String>, Vec<u8>),
-    Partial,
-}
-
-/// Parses a response read to the end of its connection.
-fn parse(bytes: &[u8]) -> Option<Parsed> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut response = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(head) = response.parse(bytes).ok()? else {
-        return Some(Parsed::Partial);
-    };
-    let header = |name: &str| {
-        response
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| std::str::from_utf8(h.value).ok())
-    };
-    let mut body = bytes[head..].to_vec();
-    let length = header("content-length").and_then(|l| l.parse::<usize>().ok());
-    if length.is_some_and(|length| length != body.len()) {
-        return Some(Parsed::Partial);
-    }
-    if header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
-        let Some(decoded) = dechunk(&body) else {
-            return Some(Parsed::Partial);
-        };
-        body = decoded;
-    }
-    let id = header("x-request-id").map(str::to_owned);
-    Some(Parsed::Complete(response.code?, id, body))
-}
-
-/// Decodes a chunked body; `None` when it was cut off.
-fn dechunk(mut bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let httparse::Status::Complete((start, size)) = httparse::parse_chunk_size(bytes).ok()?
-        else {
-            return None;
-        };
-        let size = usize::try_from(size).ok()?;
-        if size == 0 {
-            return Some(body);
-        }
-        body.extend_from_slice(bytes.get(start..start + size)?);
-        bytes = bytes.get(start + size + 2..)?;
-    }
-}
-
-fn parse_status(bytes: &[u8]) -> Option<u16> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut response = httparse::Response::new(&mut headers);
-    response.parse(bytes).ok()?;
-    response.code
-}
-
-/// Whether `bytes` hold a response's head and at least one byte of its body.
-fn has_body_bytes(bytes: &[u8]) -> bool {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .is_some_and(|end| bytes.len() > end + 4)
 }

@@ -61,9 +61,11 @@ impl Logs {
                 let changed = self.changed.notified();
                 tokio::pin!(changed);
                 changed.as_mut().enable();
-                let seen = self.seen();
-                if done(&seen) {
-                    return seen;
+                {
+                    let seen = self.state.lock().unwrap();
+                    if done(&seen) {
+                        return seen.clone();
+                    }
                 }
                 changed.await;
             }

@@ -22,18 +22,24 @@ mod common;
 mod check;
 mod load;
 mod logs;
+mod raw;
 mod requests;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::Demo;
 use serde_json::{Value, json};
+use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
 use check::Outcomes;
 use load::Plan;
 use logs::Logs;
 use requests::Mix;
+
+/// The demo processes of these tests run one at a time: each takes both cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 struct Soak {
     connections: usize,
@@ -67,6 +73,8 @@ async fn a_short_fault_soak_keeps_the_accounting_exact() {
 }
 
 async fn soak(soak: Soak) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    assert!(soak.connections >= 4, "a soak needs at least 4 connections");
     let mut demo = Demo::start(&["--fault-injection"]).await;
     let logs = Logs::follow(demo.take_lines());
     let buyer = demo
@@ -88,6 +96,7 @@ async fn soak(soak: Soak) {
             leaving: extra,
             until: Instant::now() + Duration::from_secs(soak.seconds),
             until_closed: false,
+            warmed_up: None,
         };
         let started = Instant::now();
         let tally = load::run(&demo.addr, &plan, round).await;
@@ -156,12 +165,12 @@ async fn soak(soak: Soak) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_answers_or_cleanly_closes_and_reports_every_stopped_task() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut demo = Demo::start(&["--fault-injection", "--shutdown-deadline-ms", "1500"]).await;
     let logs = Logs::follow(demo.take_lines());
-    let load = start_shutdown_load(&demo);
-    tokio::time::sleep(Duration::from_millis(700)).await; // the load runs a while before the signal
+    let load = ShutdownLoad::start(&demo).await;
     demo.signal("-TERM");
-    let tally = load.await.unwrap();
+    let tally = load.finish().await;
     assert!(demo.finish().await.success());
     let seen = logs
         .until("the stop", |s| s.line_of("stopped").is_some())
@@ -197,19 +206,26 @@ async fn sigterm_under_load_answers_or_cleanly_closes_and_reports_every_stopped_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_under_load_aborts_at_once() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     // A deadline far beyond the test's patience: only the second signal can end the wait.
     let mut demo = Demo::start(&["--fault-injection", "--shutdown-deadline-ms", "600000"]).await;
     let logs = Logs::follow(demo.take_lines());
-    let load = start_shutdown_load(&demo);
-    tokio::time::sleep(Duration::from_millis(700)).await; // the load runs a while before the signal
+    let load = ShutdownLoad::start(&demo).await;
     demo.signal("-TERM");
-    let tally = load.await.unwrap();
+    let tally = load.finish().await;
     logs.until("the wait for shielded tasks", |s| {
         s.line_of("shutdown: cancelling").is_some()
     })
     .await;
+    let second = Instant::now();
     demo.signal("-TERM");
     assert!(demo.finish().await.success());
+    let exit = second.elapsed();
+    // Past errands' abort grace (5 s), the abort would have waited for something.
+    assert!(
+        exit < Duration::from_secs(5),
+        "the exit took {exit:?}: the abort waits for no deadline"
+    );
     let seen = logs
         .until("the stop", |s| s.line_of("stopped").is_some())
         .await;
@@ -224,24 +240,48 @@ async fn a_second_sigterm_under_load_aborts_at_once() {
     assert!(seen.line_of("second shutdown signal").is_some());
     assert_lifecycle(&seen, &seen.reports);
     println!(
-        "two SIGTERMs: {} responses, {} connections closed unanswered, {} truncated; {} tasks aborted, {} cancelled",
+        "two SIGTERMs: {} responses, {} connections closed unanswered, {} truncated; {} tasks aborted, {} cancelled; exit {exit:?} after the second",
         tally.answered, tally.closed, tally.truncated, seen.reports.aborted, seen.reports.cancelled
     );
 }
 
-/// Drills with short, long shielded and long unshielded tasks from 30 keep-alive and 2 slow
-/// clients, until the server closes their connections.
-fn start_shutdown_load(demo: &Demo) -> tokio::task::JoinHandle<load::Tally> {
-    let plan = Plan {
-        mix: Mix::Shutdown,
-        normal: 30,
-        slow: 2,
-        leaving: 0,
-        until: Instant::now() + Duration::from_secs(60),
-        until_closed: true,
-    };
-    let addr = demo.addr.clone();
-    tokio::spawn(async move { load::run(&addr, &plan, 1).await })
+/// Drills from 30 keep-alive and 2 slow clients until the server closes their connections:
+/// short tasks, shielded tasks that finish in 20 ms, and, in each client's first requests,
+/// long shielded and unshielded tasks.
+struct ShutdownLoad {
+    load: tokio::task::JoinHandle<load::Tally>,
+}
+
+impl ShutdownLoad {
+    const CLIENTS: usize = 32;
+
+    /// Starts the load; returns once every client has sent its long tasks.
+    async fn start(demo: &Demo) -> ShutdownLoad {
+        let warmed_up = Arc::new(Semaphore::new(0));
+        let plan = Plan {
+            mix: Mix::Shutdown,
+            normal: Self::CLIENTS - 2,
+            slow: 2,
+            leaving: 0,
+            until: Instant::now() + Duration::from_secs(60),
+            until_closed: true,
+            warmed_up: Some(warmed_up.clone()),
+        };
+        let addr = demo.addr.clone();
+        let load = tokio::spawn(async move { load::run(&addr, &plan, 1).await });
+        let warm = warmed_up.acquire_many(Self::CLIENTS as u32);
+        let warm = tokio::time::timeout(common::PATIENCE, warm).await;
+        assert!(warm.is_ok(), "the clients did not get going");
+        ShutdownLoad { load }
+    }
+
+    /// Waits for every client to stop (the server closed its connection).
+    async fn finish(self) -> load::Tally {
+        let tally = tokio::time::timeout(common::PATIENCE, self.load).await;
+        tally
+            .expect("the clients stop once the server is gone")
+            .unwrap()
+    }
 }
 
 /// Every request got a complete, valid response, or its connection closed before any byte
@@ -304,9 +344,12 @@ fn rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 
+/// The value of environment variable `name`, or `default` when it is not set.
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
+        Err(_) => default,
+    }
 }

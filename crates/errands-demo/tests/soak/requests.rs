@@ -9,6 +9,11 @@ use serde_json::json;
 /// Work that outlives any deadline of these tests: a task with it ends cancelled or aborted.
 pub const LONG_MS: u64 = 600_000;
 
+/// In the shutdown mix, only a client's first requests carry long tasks, so that however
+/// fast the machine, the long tasks stay far below the runtime's `max_running` and every
+/// short task gets a slot.
+pub const WARM_UP: u64 = 4;
+
 /// What the clients send.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mix {
@@ -34,7 +39,7 @@ pub struct Call {
 impl Call {
     pub fn random(rng: &mut SmallRng, mix: Mix, name: &str, n: u64) -> Call {
         if mix == Mix::Shutdown {
-            return Drill::random(rng, mix).call();
+            return Drill::random(rng, mix, n).call();
         }
         let get =
             |path: &str, statuses: &'static [u16]| Call::new(Method::GET, path, None, "", statuses);
@@ -48,7 +53,7 @@ impl Call {
             )
         };
         match rng.random_range(0..100) {
-            0..75 => Drill::random(rng, mix).call(),
+            0..75 => Drill::random(rng, mix, n).call(),
             75..83 => {
                 let (tag, bounces) = match rng.random_range(0..20) {
                     0 => ("+bounce", true),
@@ -130,12 +135,13 @@ pub struct DrillTask {
 }
 
 impl Drill {
-    pub fn random(rng: &mut SmallRng, mix: Mix) -> Drill {
+    /// A random drill, as the `n`-th request of its client.
+    pub fn random(rng: &mut SmallRng, mix: Mix, n: u64) -> Drill {
         let count = rng.random_range(1..=3);
         let tasks = (0..count)
             .map(|_| match mix {
                 Mix::Faults => DrillTask::with_fault(rng),
-                Mix::Shutdown => DrillTask::for_shutdown(rng),
+                Mix::Shutdown => DrillTask::for_shutdown(rng, n <= WARM_UP),
             })
             .collect();
         let handler = match (mix, rng.random_range(0..100)) {
@@ -204,15 +210,16 @@ impl DrillTask {
         }
     }
 
-    /// Short tasks, shielded tasks that finish before the deadline, and long shielded and
-    /// unshielded ones that shutdown must abort and cancel.
-    fn for_shutdown(rng: &mut SmallRng) -> DrillTask {
+    /// Short tasks, shielded tasks that finish before the deadline, and (while `long`) long
+    /// shielded and unshielded ones that shutdown must abort and cancel.
+    fn for_shutdown(rng: &mut SmallRng, long: bool) -> DrillTask {
         let (timing, shield, work_ms) = match rng.random_range(0..10) {
             0..4 => ("immediate", false, 0),
             4..6 => ("after_response", true, 20),
             6 => ("after_route", false, 0),
-            7 => ("after_response", true, LONG_MS),
-            _ => ("immediate", false, LONG_MS),
+            7 if long => ("after_response", true, LONG_MS),
+            _ if long => ("immediate", false, LONG_MS),
+            _ => ("immediate", false, 0),
         };
         DrillTask {
             timing,
