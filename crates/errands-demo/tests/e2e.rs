@@ -213,22 +213,9 @@ async fn a_declined_payment_alerts_on_call_and_failing_tasks_reach_the_central_r
     );
 
     let stats = demo.get_json("/stats").await;
-    let count = |k: &str| stats[k].as_u64().unwrap();
-    let terminal: u64 = [
-        "succeeded",
-        "failed",
-        "panicked",
-        "timed_out",
-        "cancelled",
-        "aborted",
-        "skipped",
-    ]
-    .iter()
-    .map(|k| count(k))
-    .sum();
-    let in_flight = count("pending") + count("queued") + count("running");
-    assert_eq!(count("scheduled"), terminal + in_flight, "{stats}");
-    assert!(count("failed") >= 2, "{stats}");
+    let (scheduled, terminal, in_flight) = common::task_counts(&stats);
+    assert_eq!(scheduled, terminal + in_flight, "{stats}");
+    assert!(stats["failed"].as_u64().unwrap() >= 2, "{stats}");
 }
 
 #[tokio::test]

@@ -238,3 +238,28 @@ pub async fn alert_sink() -> (String, mpsc::UnboundedReceiver<Value>) {
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, rx)
 }
+
+/// The task counts of a `/stats` body: `(scheduled, terminal, in_flight)`. The accounting
+/// invariant is `scheduled == terminal + in_flight`.
+pub fn task_counts(stats: &Value) -> (u64, u64, u64) {
+    let n = |key: &str| {
+        stats[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key} in {stats}"))
+    };
+    let terminal = [
+        "succeeded",
+        "failed",
+        "panicked",
+        "timed_out",
+        "cancelled",
+        "aborted",
+        "skipped",
+    ];
+    let terminal = terminal.iter().map(|k| n(k)).sum();
+    (
+        n("scheduled"),
+        terminal,
+        n("pending") + n("queued") + n("running"),
+    )
+}

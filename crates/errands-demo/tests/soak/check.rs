@@ -133,25 +133,8 @@ impl Sub for Outcomes {
 
 /// Whether a `/stats` body satisfies the accounting invariant with nothing in flight.
 pub fn settled(stats: &Value) -> Result<(), String> {
-    let n = |key: &str| {
-        stats[key]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no {key} in {stats}"))
-    };
-    let terminal: u64 = [
-        "succeeded",
-        "failed",
-        "panicked",
-        "timed_out",
-        "cancelled",
-        "aborted",
-        "skipped",
-    ]
-    .iter()
-    .map(|k| n(k))
-    .sum();
-    let in_flight = n("pending") + n("queued") + n("running");
-    if n("scheduled") != terminal + in_flight || in_flight != 0 || n("requests_in_flight") != 0 {
+    let (scheduled, terminal, in_flight) = crate::common::task_counts(stats);
+    if scheduled != terminal + in_flight || in_flight != 0 || stats["requests_in_flight"] != 0 {
         return Err(format!("not settled and balanced: {stats}"));
     }
     Ok(())
