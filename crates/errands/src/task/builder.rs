@@ -4,10 +4,11 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::name::TaskName;
 use super::work::{Blocking, Once, RetryHook, Retrying, Work};
 use super::{
     ErrorHandler, Field, Pending, Prepared, RetryPolicy, TaskError, TaskId, TaskInfo, TaskMeta,
-    TaskResult, Timing, name,
+    TaskResult, Timing,
 };
 use crate::errors::ScheduleError;
 use crate::tasks::Tasks;
@@ -181,7 +182,7 @@ impl<'a> TaskBuilder<'a> {
                 id,
                 name: self
                     .name
-                    .unwrap_or_else(|| Cow::Borrowed(name::derive(type_name))),
+                    .map_or(TaskName::Derived(type_name), TaskName::Given),
                 timing: self.timing,
                 shielded: self.shielded,
                 always: self.always,

@@ -1,11 +1,11 @@
 //! What a task knows about itself: [`TaskInfo`], [`TaskId`] and [`Timing`].
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
 
+use super::name::TaskName;
 use crate::request::{Delivery, RequestId, RequestScope};
 
 /// A task's id, unique within one [`Errands`](crate::Errands) runtime.
@@ -74,7 +74,7 @@ pub struct TaskInfo {
 
 pub(crate) struct TaskMeta {
     pub(crate) id: TaskId,
-    pub(crate) name: Cow<'static, str>,
+    pub(crate) name: TaskName,
     pub(crate) timing: Timing,
     pub(crate) shielded: bool,
     pub(crate) always: bool,
@@ -119,7 +119,7 @@ impl TaskInfo {
     /// The task's name: set with [`TaskBuilder::name`](crate::TaskBuilder::name), or derived
     /// from the scheduled function.
     pub fn name(&self) -> &str {
-        &self.meta.name
+        self.meta.name.as_str()
     }
 
     /// When the task was spawned relative to its request.
