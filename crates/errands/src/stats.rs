@@ -120,6 +120,11 @@ impl Counters {
         self.queued.fetch_add(1, Relaxed);
     }
 
+    /// A task got a slot as it started, without waiting in line.
+    pub(crate) fn started_running(&self) {
+        self.running.fetch_add(1, Relaxed);
+    }
+
     /// A queued task got its slot.
     pub(crate) fn now_running(&self) {
         self.running.fetch_add(1, Relaxed);

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
+use tokio::task::futures::TaskLocalFuture;
 
 use super::name::TaskName;
 use crate::request::{Delivery, RequestId, RequestScope};
@@ -107,7 +108,7 @@ impl TaskInfo {
         }
     }
 
-    pub(crate) fn scope<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+    pub(crate) fn scope<F: Future>(self, fut: F) -> TaskLocalFuture<TaskInfo, F> {
         CURRENT.scope(self, fut)
     }
 

@@ -2,6 +2,7 @@
 
 mod builder;
 mod dispatch;
+mod guarded;
 mod handler;
 mod info;
 mod name;
