@@ -1,6 +1,6 @@
 //! The runtime: [`Errands`] and its builder.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,10 +54,9 @@ pub(crate) struct Config {
 }
 
 pub(crate) struct Inner {
-    next_id: AtomicU64,
+    /// The task counters, which also admit tasks (capped at `max_running + max_queued`) and
+    /// number them.
     pub(crate) counters: Counters,
-    /// Tasks scheduled and not terminal; capped at `max_running + max_queued`.
-    admitted: AtomicU64,
     /// One permit per running (async) task.
     pub(crate) slots: Arc<Semaphore>,
     /// One permit per running blocking task.
@@ -91,27 +90,10 @@ impl Inner {
                 .config
                 .max_running
                 .saturating_add(self.config.max_queued) as u64;
-            if self.admitted.fetch_add(1, Ordering::AcqRel) >= cap {
-                self.admitted.fetch_sub(1, Ordering::AcqRel);
-                return Err(ScheduleError::Overloaded);
-            }
-            Ok(handle)
+            let id = self.counters.admit(cap).ok_or(ScheduleError::Overloaded)?;
+            Ok((id, handle))
         };
-        match admitted() {
-            Ok(handle) => {
-                self.counters.scheduled();
-                Ok((TaskId(self.next_id.fetch_add(1, Ordering::Relaxed)), handle))
-            }
-            Err(error) => {
-                self.counters.rejected();
-                Err(error)
-            }
-        }
-    }
-
-    /// A task became terminal.
-    pub(crate) fn release_admission(&self) {
-        self.admitted.fetch_sub(1, Ordering::AcqRel);
+        admitted().inspect_err(|_| self.counters.rejected())
     }
 
     /// Whether the runtime stopped accepting tasks (shutdown passed the request drain).
@@ -369,9 +351,7 @@ impl ErrandsBuilder {
         let abort = CancellationToken::new();
         Errands {
             inner: Arc::new(Inner {
-                next_id: AtomicU64::new(1),
                 counters: Counters::default(),
-                admitted: AtomicU64::new(0),
                 slots: Arc::new(Semaphore::new(self.config.max_running)),
                 blocking_slots: Arc::new(Semaphore::new(self.config.max_blocking)),
                 tasks,

@@ -128,7 +128,7 @@ impl<W: Work> Pending for Prepared<W> {
                 .skip_reason(reason),
         );
         rt.counters.finished(Outcome::Skipped, false);
-        finish(&rt, &info);
+        finish(&info);
         // The work never runs; a panicking `Drop` in it must not escape into the caller,
         // which may be releasing the rest of a batch.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(work)));
@@ -233,8 +233,8 @@ impl Drop for Task {
             ));
             Outcome::Aborted
         });
-        self.rt.counters.finished(outcome, self.running);
-        finish(&self.rt, &self.info);
+        self.rt.counters.finished(outcome, !self.running);
+        finish(&self.info);
     }
 }
 
@@ -278,7 +278,6 @@ impl<W: Work> Run<W> {
         let slots = W::slots(&task.rt);
         let stage = match slots.clone().try_acquire_owned() {
             Ok(slot) => {
-                task.rt.counters.started_running();
                 task.hold(slot);
                 Stage::running(&mut task, work)
             }
@@ -335,7 +334,7 @@ impl<W: Work> Future for Run<W> {
                         return Poll::Ready(());
                     };
                     let work = work.take().expect("a queued task has its work");
-                    task.rt.counters.now_running();
+                    task.rt.counters.dequeued();
                     task.hold(slot);
                     this.stage.set(Stage::running(task, work));
                 }
@@ -379,9 +378,8 @@ impl<W: Work> Future for Run<W> {
     }
 }
 
-/// Frees what the task held in the runtime and its request.
-fn finish(rt: &Inner, info: &TaskInfo) {
-    rt.release_admission();
+/// Tells the task's request, if any, that the task is over.
+fn finish(info: &TaskInfo) {
     if let Some(request) = &info.meta.request {
         request.task_ended(info.id());
     }
