@@ -9,10 +9,10 @@ use futures_util::future::BoxFuture;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::errors::{ApiError, Catalog, ErrorContext, Format, ScheduleError};
 use crate::layer::ErrandsLayer;
+use crate::live::Live;
 use crate::report::{ErrorReport, Reporter, Reporters, TracingReporter};
 use crate::shutdown::ShutdownSummary;
 use crate::stats::{Counters, Stats};
@@ -61,10 +61,11 @@ pub(crate) struct Inner {
     pub(crate) slots: Arc<Semaphore>,
     /// One permit per running blocking task.
     pub(crate) blocking_slots: Arc<Semaphore>,
-    /// Every started task; kept closed so `wait()` returns whenever no task runs.
-    pub(crate) tasks: TaskTracker,
-    /// Every request inside the layer until its response is over; kept closed likewise.
-    pub(crate) requests: TaskTracker,
+    /// Every started task, and blocking closures still running after their task ended.
+    pub(crate) tasks: Live,
+    /// Every request inside the layer until its response is over, and open WebSocket
+    /// connections.
+    pub(crate) requests: Live,
     /// Shutdown has started (stop accepting connections, drain requests).
     pub(crate) started: CancellationToken,
     /// Cancels unshielded tasks (shutdown step 2); a child of `abort`.
@@ -97,12 +98,13 @@ impl Inner {
     }
 
     /// Whether the runtime stopped accepting tasks (shutdown passed the request drain).
+    /// Sequentially consistent, like the count of started tasks: see `Pending::start`.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.closed.load(Ordering::SeqCst)
     }
 
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
     }
 
     pub(crate) fn report(&self, report: ErrorReport) {
@@ -342,10 +344,6 @@ impl ErrandsBuilder {
         if self.default_reporter {
             reporters.insert(0, Arc::new(TracingReporter));
         }
-        let tasks = TaskTracker::new();
-        tasks.close();
-        let requests = TaskTracker::new();
-        requests.close();
         // An abort also cancels, so a task waits on one token: unshielded on `cancel`,
         // shielded on `abort`.
         let abort = CancellationToken::new();
@@ -354,8 +352,8 @@ impl ErrandsBuilder {
                 counters: Counters::default(),
                 slots: Arc::new(Semaphore::new(self.config.max_running)),
                 blocking_slots: Arc::new(Semaphore::new(self.config.max_blocking)),
-                tasks,
-                requests,
+                tasks: Live::default(),
+                requests: Live::default(),
                 started: CancellationToken::new(),
                 cancel: abort.child_token(),
                 abort,

@@ -22,7 +22,6 @@
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -73,11 +72,12 @@ impl<W: Work> Pending for Prepared<W> {
     }
 
     fn start(self) {
-        let runtime_token = self.rt.tasks.token();
-        // Pairs with the fence in shutdown: either shutdown's wait sees this task, or this
+        // Counted before the check, both sequentially consistent, as shutdown closes the
+        // runtime before it waits for the count: either shutdown's wait sees this task, or this
         // task sees that the runtime closed and is skipped instead of outliving teardown.
-        fence(Ordering::SeqCst);
+        self.rt.tasks.enter();
         if self.rt.is_closed() {
+            self.rt.tasks.exit();
             return self.skip(SkipReason::ShuttingDown);
         }
         let Prepared {
@@ -88,7 +88,7 @@ impl<W: Work> Pending for Prepared<W> {
             on_error,
             timeout,
         } = self;
-        let request_token = (info.meta.request.as_ref())
+        let watched = (info.meta.request.as_ref())
             .and_then(|r| r.watch.as_ref())
             .map(|w| w.tracker.token());
         let span = tracing::debug_span!(
@@ -109,7 +109,7 @@ impl<W: Work> Pending for Prepared<W> {
             slot: None,
             running: false,
             outcome: None,
-            _tokens: (runtime_token, request_token),
+            watched,
         };
         let task = Run::new(task, work);
         // The span is `DEBUG`: usually disabled, and then not worth wrapping the task in.
@@ -146,7 +146,8 @@ impl<W: Work> Pending for Prepared<W> {
 /// A started task's record: what it needs besides its work, and its accounting. Dropping it
 /// counts the outcome, so a task can never vanish uncounted: if the outcome was not set (the
 /// tokio runtime dropped the task, or user code panicked while being dropped), the task is
-/// reported and counted `aborted`. Then `_tokens` let `idle()` and `settle()` see it gone.
+/// reported and counted `aborted`. Then it leaves the runtime's started tasks (and its test
+/// request's watch), so `idle()`, shutdown and `settle()` see it gone.
 struct Task {
     rt: Arc<Inner>,
     info: TaskInfo,
@@ -159,7 +160,7 @@ struct Task {
     /// The task got a slot: it counts as running, not queued.
     running: bool,
     outcome: Option<Outcome>,
-    _tokens: (TaskTrackerToken, Option<TaskTrackerToken>),
+    watched: Option<TaskTrackerToken>,
 }
 
 impl Task {
@@ -235,6 +236,8 @@ impl Drop for Task {
         });
         self.rt.counters.finished(outcome, !self.running);
         finish(&self.info);
+        self.rt.tasks.exit();
+        drop(self.watched.take());
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::task::futures::TaskLocalFuture;
 
 use super::guarded::Guarded;
 use super::{RetryPolicy, TaskError, TaskInfo, TaskResult};
+use crate::live::Member;
 use crate::report::{ErrorReport, Origin};
 use crate::runtime::Inner;
 
@@ -170,7 +171,7 @@ where
     ) -> Self::Body {
         let f = self.0;
         // The closure keeps its slot, and stays visible to shutdown, until it returns.
-        let held = (slot.take(), rt.tasks.token());
+        let held = (slot.take(), Member::task(rt));
         Box::pin(async move {
             let handle = tokio::task::spawn_blocking(move || {
                 let _held = held;
