@@ -142,7 +142,7 @@ impl ErrorReport {
         self.request_id = Some(scope.id.clone());
         self.method = Some(scope.method.clone());
         self.route = scope.route().map(str::to_owned);
-        self.status = scope.status.get().copied();
+        self.status = scope.status();
         self
     }
 

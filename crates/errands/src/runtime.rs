@@ -142,10 +142,7 @@ impl Errands {
     /// A handle for scheduling tasks outside any request (at startup, from another task).
     /// Without a request, `after_route` and `after_response` tasks start at once.
     pub fn tasks(&self) -> Tasks {
-        Tasks {
-            rt: self.inner.clone(),
-            scope: None,
-        }
+        Tasks::for_runtime(&self.inner)
     }
 
     /// A snapshot of the task counters.

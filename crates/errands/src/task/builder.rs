@@ -174,9 +174,9 @@ impl<'a> TaskBuilder<'a> {
     }
 
     fn submit<W: Work>(self, work: W, type_name: &'static str) -> Result<TaskId, ScheduleError> {
-        let rt = &self.tasks.rt;
+        let rt = self.tasks.rt();
         let (id, handle) = rt.admit()?;
-        let request = self.tasks.scope.clone();
+        let request = self.tasks.scope();
         let info = TaskInfo {
             meta: Arc::new(TaskMeta {
                 id,
@@ -187,7 +187,7 @@ impl<'a> TaskBuilder<'a> {
                 shielded: self.shielded,
                 always: self.always,
                 fields: self.fields,
-                request: request.clone(),
+                request: request.cloned(),
             }),
             attempt: 1,
         };

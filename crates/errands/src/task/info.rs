@@ -198,18 +198,12 @@ impl TaskInfo {
 
     /// The status of the response of the request, once the handler has returned it.
     pub fn response_status(&self) -> Option<StatusCode> {
-        self.meta
-            .request
-            .as_deref()
-            .and_then(|r| r.status.get().copied())
+        self.meta.request.as_deref().and_then(|r| r.status())
     }
 
     /// Whether the response body reached the server completely, once the response is over.
     pub fn delivery(&self) -> Option<Delivery> {
-        self.meta
-            .request
-            .as_deref()
-            .and_then(|r| r.delivery.get().copied())
+        self.meta.request.as_deref().and_then(|r| r.delivery())
     }
 }
 
