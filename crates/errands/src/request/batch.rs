@@ -16,6 +16,10 @@ pub(super) struct Batch {
 }
 
 impl Batch {
+    pub(super) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
     pub(super) fn push(&mut self, task: Box<dyn Pending>) {
         match self.first {
             None => self.first = Some(task),

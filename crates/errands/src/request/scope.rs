@@ -243,6 +243,9 @@ impl RequestScope {
     /// Starts the tasks of a batch, or skips them with `reason` (`always` tasks still start).
     /// A task due after shutdown closed the runtime is skipped by `start` itself.
     fn release(&self, batch: Batch, reason: Option<SkipReason>) {
+        if batch.is_empty() {
+            return;
+        }
         for task in batch {
             self.rt.counters.pending_removed();
             match reason {
