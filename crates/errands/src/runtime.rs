@@ -58,9 +58,9 @@ pub(crate) struct Inner {
     /// number them.
     pub(crate) counters: Counters,
     /// One permit per running (async) task.
-    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) slots: Semaphore,
     /// One permit per running blocking task.
-    pub(crate) blocking_slots: Arc<Semaphore>,
+    pub(crate) blocking_slots: Semaphore,
     /// Every started task, and blocking closures still running after their task ended.
     pub(crate) tasks: Live,
     /// Every request inside the layer until its response is over, and open WebSocket
@@ -347,8 +347,8 @@ impl ErrandsBuilder {
         Errands {
             inner: Arc::new(Inner {
                 counters: Counters::default(),
-                slots: Arc::new(Semaphore::new(self.config.max_running)),
-                blocking_slots: Arc::new(Semaphore::new(self.config.max_blocking)),
+                slots: Semaphore::new(self.config.max_running),
+                blocking_slots: Semaphore::new(self.config.max_blocking),
                 tasks: Live::default(),
                 requests: Live::default(),
                 started: CancellationToken::new(),

@@ -9,6 +9,7 @@ mod name;
 mod outcome;
 mod retry;
 mod run;
+mod slot;
 mod work;
 
 pub use builder::{RetryBuilder, TaskBuilder};

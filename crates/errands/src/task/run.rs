@@ -29,11 +29,11 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use pin_project_lite::pin_project;
 use tokio::runtime::Handle;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
 
+use super::slot::Slots;
 use super::work::{Attempt, Work};
 use super::{ErrorHandler, Outcome, SkipReason, TaskError, TaskInfo};
 use crate::report::{ErrorReport, Origin};
@@ -156,7 +156,7 @@ struct Task {
     attempt: Attempt,
     /// The task's slot while it holds one: an async task keeps it through `on_error`, blocking
     /// work takes it along.
-    slot: Option<OwnedSemaphorePermit>,
+    slot: Option<Slots>,
     /// The task got a slot: it counts as running, not queued.
     running: bool,
     outcome: Option<Outcome>,
@@ -174,7 +174,7 @@ impl Task {
     }
 
     /// The task got its slot: from now on it counts as running.
-    fn hold(&mut self, slot: OwnedSemaphorePermit) {
+    fn hold(&mut self, slot: Slots) {
         self.slot = Some(slot);
         self.running = true;
     }
@@ -226,7 +226,9 @@ impl Task {
 
 impl Drop for Task {
     fn drop(&mut self) {
-        drop(self.slot.take());
+        if let Some(slot) = self.slot.take() {
+            slot.give_back(&self.rt);
+        }
         let outcome = self.outcome.unwrap_or_else(|| {
             self.rt
                 .report(ErrorReport::task(&self.info, Outcome::Aborted).message(
@@ -257,10 +259,10 @@ pin_project! {
 pin_project! {
     #[project = StageProj]
     enum Stage<W: Work> {
-        /// Waiting for a slot, unless shutdown stops the task first (`None`).
+        /// Waiting for a slot, unless shutdown stops the task first (`false`).
         Queued {
             work: Option<W>,
-            slot: BoxFuture<'static, Option<OwnedSemaphorePermit>>,
+            slot: BoxFuture<'static, bool>,
         },
         Running {
             #[pin]
@@ -278,27 +280,23 @@ pin_project! {
 impl<W: Work> Run<W> {
     /// Takes a slot at once when one is free; otherwise the task starts `queued`.
     fn new(mut task: Task, work: W) -> Self {
-        let slots = W::slots(&task.rt);
-        let stage = match slots.clone().try_acquire_owned() {
-            Ok(slot) => {
-                task.hold(slot);
-                Stage::running(&mut task, work)
-            }
-            Err(_) => {
-                task.rt.counters.queued();
-                // Boxed: waiting in line is the rare path, kept out of every task's future.
-                let (slots, stop) = (slots.clone(), task.stop_token().clone());
-                let slot = Box::pin(async move {
-                    tokio::select! {
-                        biased;
-                        _ = stop.cancelled() => None,
-                        permit = slots.acquire_owned() => permit.ok(),
-                    }
-                });
-                Stage::Queued {
-                    work: Some(work),
-                    slot,
+        let stage = if W::SLOTS.try_take(&task.rt) {
+            task.hold(W::SLOTS);
+            Stage::running(&mut task, work)
+        } else {
+            task.rt.counters.queued();
+            // Boxed: waiting in line is the rare path, kept out of every task's future.
+            let (rt, stop) = (task.rt.clone(), task.stop_token().clone());
+            let slot = Box::pin(async move {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => false,
+                    taken = W::SLOTS.take(&rt) => taken,
                 }
+            });
+            Stage::Queued {
+                work: Some(work),
+                slot,
             }
         };
         Run {
@@ -331,14 +329,14 @@ impl<W: Work> Future for Run<W> {
         loop {
             match this.stage.as_mut().project() {
                 StageProj::Queued { work, slot } => {
-                    let Some(slot) = ready!(slot.as_mut().poll(cx)) else {
+                    if !ready!(slot.as_mut().poll(cx)) {
                         this.stage.set(Stage::Done);
                         task.stopped();
                         return Poll::Ready(());
-                    };
+                    }
                     let work = work.take().expect("a queued task has its work");
                     task.rt.counters.dequeued();
-                    task.hold(slot);
+                    task.hold(W::SLOTS);
                     this.stage.set(Stage::running(task, work));
                 }
                 StageProj::Running { body } => {

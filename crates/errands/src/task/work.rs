@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::futures::TaskLocalFuture;
 
 use super::guarded::Guarded;
+use super::slot::{HeldSlot, Slots};
 use super::{RetryPolicy, TaskError, TaskInfo, TaskResult};
 use crate::live::Member;
 use crate::report::{ErrorReport, Origin};
@@ -21,7 +21,7 @@ pub(crate) trait Work: Send + 'static {
     type Body: Future<Output = Result<(), TaskError>> + Send + 'static;
 
     /// The slots this kind of work runs under.
-    fn slots(rt: &Inner) -> &Arc<Semaphore>;
+    const SLOTS: Slots;
 
     /// Makes the body. Work that retries keeps `attempt` current; work that outlives its task
     /// (blocking work) takes the `slot` along, so the slot is held until it is really over.
@@ -31,7 +31,7 @@ pub(crate) trait Work: Send + 'static {
         info: &TaskInfo,
         timeout: Option<Duration>,
         attempt: &mut Attempt,
-        slot: &mut Option<OwnedSemaphorePermit>,
+        slot: &mut Option<Slots>,
     ) -> Self::Body;
 }
 
@@ -64,9 +64,7 @@ where
 {
     type Body = TaskLocalFuture<TaskInfo, Guarded<F>>;
 
-    fn slots(rt: &Inner) -> &Arc<Semaphore> {
-        &rt.slots
-    }
+    const SLOTS: Slots = Slots::Running;
 
     fn into_body(
         self,
@@ -74,7 +72,7 @@ where
         info: &TaskInfo,
         timeout: Option<Duration>,
         _: &mut Attempt,
-        _: &mut Option<OwnedSemaphorePermit>,
+        _: &mut Option<Slots>,
     ) -> Self::Body {
         info.clone().scope(Guarded::new(self.0, timeout))
     }
@@ -99,9 +97,7 @@ where
     // Boxed: retrying tasks are rare, and their loop stays out of the task's own future.
     type Body = BoxFuture<'static, Result<(), TaskError>>;
 
-    fn slots(rt: &Inner) -> &Arc<Semaphore> {
-        &rt.slots
-    }
+    const SLOTS: Slots = Slots::Running;
 
     fn into_body(
         self,
@@ -109,7 +105,7 @@ where
         info: &TaskInfo,
         timeout: Option<Duration>,
         attempt: &mut Attempt,
-        _: &mut Option<OwnedSemaphorePermit>,
+        _: &mut Option<Slots>,
     ) -> Self::Body {
         let (rt, info, attempt) = (rt.clone(), info.clone(), attempt.shared());
         Box::pin(async move {
@@ -157,9 +153,7 @@ where
 {
     type Body = BoxFuture<'static, Result<(), TaskError>>;
 
-    fn slots(rt: &Inner) -> &Arc<Semaphore> {
-        &rt.blocking_slots
-    }
+    const SLOTS: Slots = Slots::Blocking;
 
     fn into_body(
         self,
@@ -167,11 +161,11 @@ where
         _: &TaskInfo,
         timeout: Option<Duration>,
         _: &mut Attempt,
-        slot: &mut Option<OwnedSemaphorePermit>,
+        slot: &mut Option<Slots>,
     ) -> Self::Body {
         let f = self.0;
         // The closure keeps its slot, and stays visible to shutdown, until it returns.
-        let held = (slot.take(), Member::task(rt));
+        let held = (slot.take().map(|s| HeldSlot::new(rt, s)), Member::task(rt));
         Box::pin(async move {
             let handle = tokio::task::spawn_blocking(move || {
                 let _held = held;
