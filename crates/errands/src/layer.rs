@@ -98,9 +98,9 @@ where
             self.rt.clone(),
             id,
             request.method().clone(),
+            request.extensions().get::<MatchedPath>(),
             slot.is_some(),
         ));
-        scope.set_route(request.extensions().get::<MatchedPath>());
         let span = tracing::debug_span!(
             target: "errands",
             "request",

@@ -16,6 +16,9 @@ use crate::runtime::Inner;
 #[derive(Default)]
 pub(crate) struct Live {
     count: AtomicUsize,
+    /// Callers of `wait` right now: reaching zero notifies only if there are any, since
+    /// `Notify::notify_waiters` takes a lock even when nobody waits.
+    waiters: AtomicUsize,
     zero: Notify,
 }
 
@@ -29,7 +32,9 @@ impl Live {
 
     /// One fewer in flight; wakes the waiters when none is left.
     pub(crate) fn exit(&self) {
-        if self.count.fetch_sub(1, SeqCst) == 1 {
+        // Sequentially consistent with `wait`: either this sees the waiter, or the waiter,
+        // which counts itself before it checks, sees the count at zero.
+        if self.count.fetch_sub(1, SeqCst) == 1 && self.waiters.load(SeqCst) > 0 {
             self.zero.notify_waiters();
         }
     }
@@ -44,6 +49,7 @@ impl Live {
 
     /// Resolves once nothing is in flight; at once if nothing is.
     pub(crate) async fn wait(&self) {
+        let _waiting = Waiting::new(&self.waiters);
         loop {
             let mut zero = pin!(self.zero.notified());
             // Registered before the check, so an `exit` right after it is not missed.
@@ -53,6 +59,22 @@ impl Live {
             }
             zero.await;
         }
+    }
+}
+
+/// Counts one caller of [`Live::wait`] for as long as it waits (or is dropped, cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(waiters: &'a AtomicUsize) -> Self {
+        waiters.fetch_add(1, SeqCst);
+        Waiting(waiters)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
     }
 }
 

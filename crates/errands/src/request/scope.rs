@@ -77,7 +77,15 @@ enum Verdict {
 }
 
 impl RequestScope {
-    pub(crate) fn new(rt: Arc<Inner>, id: RequestId, method: Method, watched: bool) -> Self {
+    /// A scope for a request whose route is known already when it is matched inside the
+    /// router (the layer added with `Router::layer`), or learned later by `set_route`.
+    pub(crate) fn new(
+        rt: Arc<Inner>,
+        id: RequestId,
+        method: Method,
+        route: Option<&MatchedPath>,
+        watched: bool,
+    ) -> Self {
         let watch = watched.then(|| {
             let tracker = TaskTracker::new();
             tracker.close();
@@ -90,7 +98,7 @@ impl RequestScope {
             rt,
             id,
             method,
-            route: OnceLock::new(),
+            route: route.cloned().map_or_else(OnceLock::new, OnceLock::from),
             status: AtomicU16::new(0),
             delivery: AtomicU8::new(0),
             watch,
@@ -124,8 +132,11 @@ impl RequestScope {
         }
     }
 
+    /// Learns the route, unless it is known already.
     pub(crate) fn set_route(&self, route: Option<&MatchedPath>) {
-        if let Some(route) = route {
+        if let Some(route) = route
+            && self.route.get().is_none()
+        {
             let _ = self.route.set(route.clone());
         }
     }
