@@ -28,15 +28,14 @@ use crate::task::BoxError;
 pub(crate) struct RequestGuard {
     pub(crate) scope: Arc<RequestScope>,
     delivery: Option<Delivery>,
-    _in_flight: TaskTrackerToken,
-    _watched: Option<TaskTrackerToken>,
+    watched: Option<TaskTrackerToken>,
 }
 
 impl RequestGuard {
     pub(crate) fn new(scope: Arc<RequestScope>) -> Self {
+        scope.rt.requests.enter();
         RequestGuard {
-            _in_flight: scope.rt.requests.token(),
-            _watched: scope.watch.as_ref().map(|w| w.tracker.token()),
+            watched: scope.watch.as_ref().map(|w| w.tracker.token()),
             scope,
             delivery: None,
         }
@@ -46,6 +45,8 @@ impl RequestGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         self.scope.response_finished(self.delivery);
+        self.scope.rt.requests.exit();
+        drop(self.watched.take());
     }
 }
 

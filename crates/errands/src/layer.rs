@@ -96,15 +96,15 @@ where
         let slot = request.extensions().get::<WorkSlot>().cloned();
         let scope = Arc::new(RequestScope::new(
             self.rt.clone(),
-            id.clone(),
+            id,
             request.method().clone(),
+            request.extensions().get::<MatchedPath>(),
             slot.is_some(),
         ));
-        scope.set_route(request.extensions().get::<MatchedPath>());
         let span = tracing::debug_span!(
             target: "errands",
             "request",
-            request_id = %id,
+            request_id = %scope.id,
             method = %request.method(),
             route = scope.route(),
         );
@@ -162,11 +162,11 @@ where
             .guard
             .take()
             .expect("errands ResponseFuture polled after completion");
-        let scope = guard.scope.clone();
+        let scope = &guard.scope;
         match result {
             Ok(Ok(response)) => {
                 // Error mappers may attach tasks here: the batch is still open.
-                let response = errors::respond(response, &scope);
+                let response = errors::respond(response, scope);
                 let status = response.status();
                 let skip = (status.as_u16() >= 400).then_some(SkipReason::ErrorStatus(status));
                 scope.route_finished(status, skip);
@@ -177,7 +177,7 @@ where
                 scope.rt.report(
                     ErrorReport::new(Origin::Handler)
                         .message("the inner service failed without a response")
-                        .request(&scope),
+                        .request(scope),
                 );
                 let status = StatusCode::INTERNAL_SERVER_ERROR;
                 scope.route_finished(status, Some(SkipReason::ErrorStatus(status)));
@@ -185,7 +185,7 @@ where
                 Poll::Ready(Err(error))
             }
             Err(panic) => {
-                let response = errors::respond_to_panic(&scope, panic);
+                let response = errors::respond_to_panic(scope, panic);
                 scope.route_finished(response.status(), Some(SkipReason::HandlerPanicked));
                 Poll::Ready(Ok(finish(response, guard)))
             }

@@ -61,6 +61,7 @@ mod chain;
 mod errors;
 pub mod extract;
 mod layer;
+mod live;
 mod report;
 mod request;
 mod runtime;

@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use http::{Method, StatusCode};
-use tracing::Level;
+use tracing::{Level, field};
 
 use crate::request::{RequestId, RequestScope};
 use crate::task::{Outcome, SkipReason, TaskError, TaskInfo};
@@ -142,7 +142,7 @@ impl ErrorReport {
         self.request_id = Some(scope.id.clone());
         self.method = Some(scope.method.clone());
         self.route = scope.route().map(str::to_owned);
-        self.status = scope.status.get().copied();
+        self.status = scope.status();
         self
     }
 
@@ -270,7 +270,9 @@ impl<F: Fn(&ErrorReport) + Send + Sync + 'static> Reporter for F {
 ///
 /// The event carries the origin, outcome, task id, name, timing and fields (as JSON), the
 /// request id, method, route and status, and the error chain. Task arguments are never part
-/// of it.
+/// of it. Values from a closed set or validated (origin, outcome, timing, request id, method)
+/// are recorded as plain text; free text (names, routes, codes, error messages) as escaped
+/// strings, so that it cannot forge log lines.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TracingReporter;
 
@@ -293,21 +295,21 @@ impl Reporter for TracingReporter {
         report_event!(
             r.level(),
             target: "errands",
-            origin = r.origin.as_str(),
-            outcome = r.outcome.map(|o| o.as_str()),
+            origin = %r.origin.as_str(),
+            outcome = r.outcome.map(|o| field::display(o.as_str())),
             handled = r.handled,
             task.id = task.map(|t| t.id().as_u64()),
             task.name = task.map(|t| t.name()),
-            task.timing = task.map(|t| t.timing().as_str()),
+            task.timing = task.map(|t| field::display(t.timing().as_str())),
             task.shielded = task.map(|t| t.is_shielded()),
             task.attempt = task.map(|t| t.attempt()),
             task.fields = fields.as_deref(),
-            request_id = r.request_id.as_ref().map(|id| id.as_str()),
-            method = r.method.as_ref().map(Method::as_str),
+            request_id = r.request_id.as_ref().map(|id| field::display(id.as_str())),
+            method = r.method.as_ref().map(|m| field::display(m.as_str())),
             route = r.route.as_deref(),
             status = r.status.map(|s| s.as_u16()),
             code = r.code.as_deref(),
-            skip_reason = r.skip_reason.map(tracing::field::display),
+            skip_reason = r.skip_reason.map(field::display),
             error = (!r.chain.is_empty()).then(|| r.chain_text()).as_deref(),
             "{}",
             r.message,

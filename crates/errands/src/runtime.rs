@@ -1,6 +1,6 @@
 //! The runtime: [`Errands`] and its builder.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,10 +9,10 @@ use futures_util::future::BoxFuture;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::errors::{ApiError, Catalog, ErrorContext, Format, ScheduleError};
 use crate::layer::ErrandsLayer;
+use crate::live::Live;
 use crate::report::{ErrorReport, Reporter, Reporters, TracingReporter};
 use crate::shutdown::ShutdownSummary;
 use crate::stats::{Counters, Stats};
@@ -54,18 +54,18 @@ pub(crate) struct Config {
 }
 
 pub(crate) struct Inner {
-    next_id: AtomicU64,
+    /// The task counters, which also admit tasks (capped at `max_running + max_queued`) and
+    /// number them.
     pub(crate) counters: Counters,
-    /// Tasks scheduled and not terminal; capped at `max_running + max_queued`.
-    admitted: AtomicU64,
     /// One permit per running (async) task.
-    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) slots: Semaphore,
     /// One permit per running blocking task.
-    pub(crate) blocking_slots: Arc<Semaphore>,
-    /// Every started task; kept closed so `wait()` returns whenever no task runs.
-    pub(crate) tasks: TaskTracker,
-    /// Every request inside the layer until its response is over; kept closed likewise.
-    pub(crate) requests: TaskTracker,
+    pub(crate) blocking_slots: Semaphore,
+    /// Every started task, and blocking closures still running after their task ended.
+    pub(crate) tasks: Live,
+    /// Every request inside the layer until its response is over, and open WebSocket
+    /// connections.
+    pub(crate) requests: Live,
     /// Shutdown has started (stop accepting connections, drain requests).
     pub(crate) started: CancellationToken,
     /// Cancels unshielded tasks (shutdown step 2); a child of `abort`.
@@ -91,36 +91,20 @@ impl Inner {
                 .config
                 .max_running
                 .saturating_add(self.config.max_queued) as u64;
-            if self.admitted.fetch_add(1, Ordering::AcqRel) >= cap {
-                self.admitted.fetch_sub(1, Ordering::AcqRel);
-                return Err(ScheduleError::Overloaded);
-            }
-            Ok(handle)
+            let id = self.counters.admit(cap).ok_or(ScheduleError::Overloaded)?;
+            Ok((id, handle))
         };
-        match admitted() {
-            Ok(handle) => {
-                self.counters.scheduled();
-                Ok((TaskId(self.next_id.fetch_add(1, Ordering::Relaxed)), handle))
-            }
-            Err(error) => {
-                self.counters.rejected();
-                Err(error)
-            }
-        }
-    }
-
-    /// A task became terminal.
-    pub(crate) fn release_admission(&self) {
-        self.admitted.fetch_sub(1, Ordering::AcqRel);
+        admitted().inspect_err(|_| self.counters.rejected())
     }
 
     /// Whether the runtime stopped accepting tasks (shutdown passed the request drain).
+    /// Sequentially consistent, like the count of started tasks: see `Pending::start`.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.closed.load(Ordering::SeqCst)
     }
 
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
     }
 
     pub(crate) fn report(&self, report: ErrorReport) {
@@ -158,10 +142,7 @@ impl Errands {
     /// A handle for scheduling tasks outside any request (at startup, from another task).
     /// Without a request, `after_route` and `after_response` tasks start at once.
     pub fn tasks(&self) -> Tasks {
-        Tasks {
-            rt: self.inner.clone(),
-            scope: None,
-        }
+        Tasks::for_runtime(&self.inner)
     }
 
     /// A snapshot of the task counters.
@@ -360,22 +341,16 @@ impl ErrandsBuilder {
         if self.default_reporter {
             reporters.insert(0, Arc::new(TracingReporter));
         }
-        let tasks = TaskTracker::new();
-        tasks.close();
-        let requests = TaskTracker::new();
-        requests.close();
         // An abort also cancels, so a task waits on one token: unshielded on `cancel`,
         // shielded on `abort`.
         let abort = CancellationToken::new();
         Errands {
             inner: Arc::new(Inner {
-                next_id: AtomicU64::new(1),
                 counters: Counters::default(),
-                admitted: AtomicU64::new(0),
-                slots: Arc::new(Semaphore::new(self.config.max_running)),
-                blocking_slots: Arc::new(Semaphore::new(self.config.max_blocking)),
-                tasks,
-                requests,
+                slots: Semaphore::new(self.config.max_running),
+                blocking_slots: Semaphore::new(self.config.max_blocking),
+                tasks: Live::default(),
+                requests: Live::default(),
                 started: CancellationToken::new(),
                 cancel: abort.child_token(),
                 abort,

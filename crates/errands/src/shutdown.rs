@@ -16,7 +16,6 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -120,10 +119,9 @@ async fn run(rt: Arc<Inner>, server: Option<BoxFuture<'static, ()>>) -> Shutdown
         tracing::warn!(target: "errands", requests_in_flight = rt.requests.len(), "shutdown: requests still in flight after the drain");
     }
 
+    // A task starting now is either seen by the waits below or sees the runtime closed (see
+    // `Pending::start`).
     rt.close();
-    // Pairs with the fence in `Pending::start`: a task starting now is either seen by the
-    // wait below or sees the runtime closed.
-    fence(Ordering::SeqCst);
     tracing::info!(target: "errands", tasks_running = rt.tasks.len(), "shutdown: cancelling unshielded tasks, waiting for shielded tasks");
     rt.cancel.cancel();
     let completed = tokio::select! {

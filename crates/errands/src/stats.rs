@@ -1,10 +1,11 @@
 //! Task accounting: the counters behind [`Errands::stats`](crate::Errands::stats).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 use serde::Serialize;
 
-use crate::task::Outcome;
+use crate::task::{Outcome, TaskId};
 
 /// A snapshot of the runtime's task counters.
 ///
@@ -82,9 +83,14 @@ impl Stats {
     }
 }
 
+/// The live counters. Only what cannot be derived is counted: the tasks scheduled are the ids
+/// handed out, and the running ones are the unfinished ones neither pending nor queued.
 #[derive(Default)]
 pub(crate) struct Counters {
+    /// Tasks admitted so far; also the id of the latest one.
     scheduled: AtomicU64,
+    /// Tasks admitted and not terminal yet: `pending + queued + running`.
+    unfinished: AtomicU64,
     succeeded: AtomicU64,
     failed: AtomicU64,
     panicked: AtomicU64,
@@ -95,12 +101,16 @@ pub(crate) struct Counters {
     rejected: AtomicU64,
     pending: AtomicU64,
     queued: AtomicU64,
-    running: AtomicU64,
 }
 
 impl Counters {
-    pub(crate) fn scheduled(&self) {
-        self.scheduled.fetch_add(1, Relaxed);
+    /// Admits one more task, with its id, unless `cap` tasks are unfinished already.
+    pub(crate) fn admit(&self, cap: u64) -> Option<TaskId> {
+        if self.unfinished.fetch_add(1, AcqRel) >= cap {
+            self.unfinished.fetch_sub(1, AcqRel);
+            return None;
+        }
+        Some(TaskId(self.scheduled.fetch_add(1, Relaxed) + 1))
     }
 
     pub(crate) fn rejected(&self) {
@@ -121,14 +131,13 @@ impl Counters {
     }
 
     /// A queued task got its slot.
-    pub(crate) fn now_running(&self) {
-        self.running.fetch_add(1, Relaxed);
+    pub(crate) fn dequeued(&self) {
         self.queued.fetch_sub(1, Relaxed);
     }
 
-    /// A task reached `outcome`, from running or (when `running` is false) from the queue;
-    /// skipped tasks were never queued.
-    pub(crate) fn finished(&self, outcome: Outcome, running: bool) {
+    /// A task reached `outcome`: from running, from the queue (`queued`), or — skipped — from
+    /// pending.
+    pub(crate) fn finished(&self, outcome: Outcome, queued: bool) {
         let counter = match outcome {
             Outcome::Succeeded => &self.succeeded,
             Outcome::Failed => &self.failed,
@@ -139,18 +148,15 @@ impl Counters {
             Outcome::Skipped => &self.skipped,
         };
         counter.fetch_add(1, Relaxed);
-        match (outcome, running) {
-            (Outcome::Skipped, _) => {}
-            (_, true) => {
-                self.running.fetch_sub(1, Relaxed);
-            }
-            (_, false) => {
-                self.queued.fetch_sub(1, Relaxed);
-            }
+        if queued {
+            self.queued.fetch_sub(1, Relaxed);
         }
+        self.unfinished.fetch_sub(1, AcqRel);
     }
 
     pub(crate) fn snapshot(&self, requests_in_flight: usize) -> Stats {
+        let (pending, queued) = (self.pending.load(Relaxed), self.queued.load(Relaxed));
+        let unfinished = self.unfinished.load(Acquire);
         Stats {
             scheduled: self.scheduled.load(Relaxed),
             succeeded: self.succeeded.load(Relaxed),
@@ -161,9 +167,9 @@ impl Counters {
             aborted: self.aborted.load(Relaxed),
             skipped: self.skipped.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
-            pending: self.pending.load(Relaxed),
-            queued: self.queued.load(Relaxed),
-            running: self.running.load(Relaxed),
+            pending,
+            queued,
+            running: unfinished.saturating_sub(pending + queued),
             requests_in_flight: requests_in_flight as u64,
         }
     }

@@ -42,16 +42,36 @@ use crate::task::{TaskBuilder, TaskId, TaskResult, Timing};
 /// let app: Router = Router::new().route("/signup", post(signup)).layer(errands.layer());
 /// ```
 #[derive(Clone)]
-pub struct Tasks {
-    pub(crate) rt: Arc<Inner>,
-    pub(crate) scope: Option<Arc<RequestScope>>,
+pub struct Tasks(Owner);
+
+/// Whose tasks these are: the runtime's, or a request's (which knows its runtime).
+#[derive(Clone)]
+enum Owner {
+    Runtime(Arc<Inner>),
+    Request(Arc<RequestScope>),
 }
 
 impl Tasks {
+    pub(crate) fn for_runtime(rt: &Arc<Inner>) -> Self {
+        Tasks(Owner::Runtime(rt.clone()))
+    }
+
     pub(crate) fn for_request(scope: &Arc<RequestScope>) -> Self {
-        Tasks {
-            rt: scope.rt.clone(),
-            scope: Some(scope.clone()),
+        Tasks(Owner::Request(scope.clone()))
+    }
+
+    pub(crate) fn rt(&self) -> &Arc<Inner> {
+        match &self.0 {
+            Owner::Runtime(rt) => rt,
+            Owner::Request(scope) => &scope.rt,
+        }
+    }
+
+    /// The request these tasks belong to; `None` for the runtime's own handle.
+    pub(crate) fn scope(&self) -> Option<&Arc<RequestScope>> {
+        match &self.0 {
+            Owner::Runtime(_) => None,
+            Owner::Request(scope) => Some(scope),
         }
     }
 
@@ -85,7 +105,7 @@ impl Tasks {
 
     /// The id of the request this handle belongs to; `None` for [`Errands::tasks`](crate::Errands::tasks).
     pub fn request_id(&self) -> Option<&RequestId> {
-        self.scope.as_deref().map(|scope| &scope.id)
+        self.scope().map(|scope| &scope.id)
     }
 }
 

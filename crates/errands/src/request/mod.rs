@@ -1,5 +1,6 @@
 //! The request side: its id and the per-request scope that holds its pending tasks.
 
+mod batch;
 mod id;
 mod scope;
 

@@ -12,6 +12,7 @@
 //!    every task starts at once, so a handle that outlives its request never drops a task.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use axum::extract::MatchedPath;
@@ -22,6 +23,7 @@ use crate::runtime::Inner;
 use crate::task::{Pending, SkipReason, TaskId, TaskInfo, Timing};
 
 use super::RequestId;
+use super::batch::Batch;
 
 /// Whether a response body reached the server completely.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,8 +43,8 @@ enum Phase {
 
 struct State {
     phase: Phase,
-    after_route: Vec<Box<dyn Pending>>,
-    after_response: Vec<Box<dyn Pending>>,
+    after_route: Batch,
+    after_response: Batch,
 }
 
 /// What `errands::testing` needs to wait for exactly this request's work: kept only for test
@@ -60,8 +62,10 @@ pub(crate) struct RequestScope {
     pub(crate) id: RequestId,
     pub(crate) method: Method,
     route: OnceLock<MatchedPath>,
-    pub(crate) status: OnceLock<StatusCode>,
-    pub(crate) delivery: OnceLock<Delivery>,
+    /// The final status, once the handler has returned; 0 until then.
+    status: AtomicU16,
+    /// The response's [`Delivery`] (`1 + its index`), once the response is over; 0 until then.
+    delivery: AtomicU8,
     pub(crate) watch: Option<Watch>,
     state: Mutex<State>,
 }
@@ -73,7 +77,15 @@ enum Verdict {
 }
 
 impl RequestScope {
-    pub(crate) fn new(rt: Arc<Inner>, id: RequestId, method: Method, watched: bool) -> Self {
+    /// A scope for a request whose route is known already when it is matched inside the
+    /// router (the layer added with `Router::layer`), or learned later by `set_route`.
+    pub(crate) fn new(
+        rt: Arc<Inner>,
+        id: RequestId,
+        method: Method,
+        route: Option<&MatchedPath>,
+        watched: bool,
+    ) -> Self {
         let watch = watched.then(|| {
             let tracker = TaskTracker::new();
             tracker.close();
@@ -86,14 +98,14 @@ impl RequestScope {
             rt,
             id,
             method,
-            route: OnceLock::new(),
-            status: OnceLock::new(),
-            delivery: OnceLock::new(),
+            route: route.cloned().map_or_else(OnceLock::new, OnceLock::from),
+            status: AtomicU16::new(0),
+            delivery: AtomicU8::new(0),
             watch,
             state: Mutex::new(State {
                 phase: Phase::Handling,
-                after_route: Vec::new(),
-                after_response: Vec::new(),
+                after_route: Batch::default(),
+                after_response: Batch::default(),
             }),
         }
     }
@@ -106,8 +118,25 @@ impl RequestScope {
         self.route.get().map(MatchedPath::as_str)
     }
 
+    /// The final status of the response, once the handler has returned it.
+    pub(crate) fn status(&self) -> Option<StatusCode> {
+        StatusCode::from_u16(self.status.load(Ordering::Acquire)).ok()
+    }
+
+    /// Whether the response body reached the server completely, once the response is over.
+    pub(crate) fn delivery(&self) -> Option<Delivery> {
+        match self.delivery.load(Ordering::Acquire) {
+            1 => Some(Delivery::Complete),
+            2 => Some(Delivery::Interrupted),
+            _ => None,
+        }
+    }
+
+    /// Learns the route, unless it is known already.
     pub(crate) fn set_route(&self, route: Option<&MatchedPath>) {
-        if let Some(route) = route {
+        if let Some(route) = route
+            && self.route.get().is_none()
+        {
             let _ = self.route.set(route.clone());
         }
     }
@@ -175,7 +204,7 @@ impl RequestScope {
 
     /// The handler returned a response with `status`, or panicked (`skip` says why tasks skip).
     pub(crate) fn route_finished(&self, status: StatusCode, skip: Option<SkipReason>) {
-        let _ = self.status.set(status);
+        self.status.store(status.as_u16(), Ordering::Release);
         let (route_batch, skipped) = {
             let mut state = self.state();
             state.phase = Phase::Responding(skip);
@@ -188,7 +217,7 @@ impl RequestScope {
                     state.after_response = keep;
                     skipped
                 }
-                None => Vec::new(),
+                None => Batch::default(),
             };
             (route_batch, skipped)
         };
@@ -199,9 +228,6 @@ impl RequestScope {
     /// The response is over: its body was dropped (`delivery` says whether it was complete),
     /// or the handler was dropped before it completed (`delivery` is `None`).
     pub(crate) fn response_finished(&self, delivery: Option<Delivery>) {
-        if let Some(delivery) = delivery {
-            let _ = self.delivery.set(delivery);
-        }
         let (reason, route_batch, response_batch) = {
             let mut state = self.state();
             let reason = match std::mem::replace(&mut state.phase, Phase::Done) {
@@ -209,6 +235,12 @@ impl RequestScope {
                 Phase::Responding(reason) => reason,
                 Phase::Done => return,
             };
+            let delivery = match delivery {
+                None => 0,
+                Some(Delivery::Complete) => 1,
+                Some(Delivery::Interrupted) => 2,
+            };
+            self.delivery.store(delivery, Ordering::Release);
             (
                 reason,
                 std::mem::take(&mut state.after_route),
@@ -221,7 +253,10 @@ impl RequestScope {
 
     /// Starts the tasks of a batch, or skips them with `reason` (`always` tasks still start).
     /// A task due after shutdown closed the runtime is skipped by `start` itself.
-    fn release(&self, batch: Vec<Box<dyn Pending>>, reason: Option<SkipReason>) {
+    fn release(&self, batch: Batch, reason: Option<SkipReason>) {
+        if batch.is_empty() {
+            return;
+        }
         for task in batch {
             self.rt.counters.pending_removed();
             match reason {

@@ -4,10 +4,11 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::name::TaskName;
 use super::work::{Blocking, Once, RetryHook, Retrying, Work};
 use super::{
     ErrorHandler, Field, Pending, Prepared, RetryPolicy, TaskError, TaskId, TaskInfo, TaskMeta,
-    TaskResult, Timing, name,
+    TaskResult, Timing,
 };
 use crate::errors::ScheduleError;
 use crate::tasks::Tasks;
@@ -173,20 +174,20 @@ impl<'a> TaskBuilder<'a> {
     }
 
     fn submit<W: Work>(self, work: W, type_name: &'static str) -> Result<TaskId, ScheduleError> {
-        let rt = &self.tasks.rt;
+        let rt = self.tasks.rt();
         let (id, handle) = rt.admit()?;
-        let request = self.tasks.scope.clone();
+        let request = self.tasks.scope();
         let info = TaskInfo {
             meta: Arc::new(TaskMeta {
                 id,
                 name: self
                     .name
-                    .unwrap_or_else(|| Cow::Borrowed(name::derive(type_name))),
+                    .map_or(TaskName::Derived(type_name), TaskName::Given),
                 timing: self.timing,
                 shielded: self.shielded,
                 always: self.always,
                 fields: self.fields,
-                request: request.clone(),
+                request: request.cloned(),
             }),
             attempt: 1,
         };

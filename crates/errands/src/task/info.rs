@@ -1,11 +1,12 @@
 //! What a task knows about itself: [`TaskInfo`], [`TaskId`] and [`Timing`].
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
+use tokio::task::futures::TaskLocalFuture;
 
+use super::name::TaskName;
 use crate::request::{Delivery, RequestId, RequestScope};
 
 /// A task's id, unique within one [`Errands`](crate::Errands) runtime.
@@ -74,7 +75,7 @@ pub struct TaskInfo {
 
 pub(crate) struct TaskMeta {
     pub(crate) id: TaskId,
-    pub(crate) name: Cow<'static, str>,
+    pub(crate) name: TaskName,
     pub(crate) timing: Timing,
     pub(crate) shielded: bool,
     pub(crate) always: bool,
@@ -107,7 +108,7 @@ impl TaskInfo {
         }
     }
 
-    pub(crate) fn scope<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+    pub(crate) fn scope<F: Future>(self, fut: F) -> TaskLocalFuture<TaskInfo, F> {
         CURRENT.scope(self, fut)
     }
 
@@ -119,7 +120,7 @@ impl TaskInfo {
     /// The task's name: set with [`TaskBuilder::name`](crate::TaskBuilder::name), or derived
     /// from the scheduled function.
     pub fn name(&self) -> &str {
-        &self.meta.name
+        self.meta.name.as_str()
     }
 
     /// When the task was spawned relative to its request.
@@ -197,18 +198,12 @@ impl TaskInfo {
 
     /// The status of the response of the request, once the handler has returned it.
     pub fn response_status(&self) -> Option<StatusCode> {
-        self.meta
-            .request
-            .as_deref()
-            .and_then(|r| r.status.get().copied())
+        self.meta.request.as_deref().and_then(|r| r.status())
     }
 
     /// Whether the response body reached the server completely, once the response is over.
     pub fn delivery(&self) -> Option<Delivery> {
-        self.meta
-            .request
-            .as_deref()
-            .and_then(|r| r.delivery.get().copied())
+        self.meta.request.as_deref().and_then(|r| r.delivery())
     }
 }
 

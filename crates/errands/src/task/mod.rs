@@ -2,12 +2,14 @@
 
 mod builder;
 mod dispatch;
+mod guarded;
 mod handler;
 mod info;
 mod name;
 mod outcome;
 mod retry;
 mod run;
+mod slot;
 mod work;
 
 pub use builder::{RetryBuilder, TaskBuilder};

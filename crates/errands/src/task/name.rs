@@ -1,4 +1,24 @@
-//! The default task name, derived from the type of the scheduled future.
+//! Task names: given with [`TaskBuilder::name`](crate::TaskBuilder::name), or derived from the
+//! type of the scheduled future.
+
+use std::borrow::Cow;
+
+/// A task's name. A default name is kept as the future's type name and derived only when it
+/// is read (in reports and logs), so scheduling a task never parses a type name.
+pub(crate) enum TaskName {
+    Given(Cow<'static, str>),
+    /// The type name of the scheduled future (or closure), to derive the name from.
+    Derived(&'static str),
+}
+
+impl TaskName {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            TaskName::Given(name) => name,
+            TaskName::Derived(type_name) => derive(type_name),
+        }
+    }
+}
 
 /// Derives a readable name from a future's type name, as a slice of it (no allocation).
 ///

@@ -30,20 +30,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The inverse of `outcome as u8 + 1`; 0 (unset) gives `None`.
-    pub(crate) fn from_index(index: u8) -> Option<Outcome> {
-        const ALL: [Outcome; 7] = [
-            Outcome::Succeeded,
-            Outcome::Failed,
-            Outcome::Panicked,
-            Outcome::TimedOut,
-            Outcome::Cancelled,
-            Outcome::Aborted,
-            Outcome::Skipped,
-        ];
-        ALL.get(usize::from(index.checked_sub(1)?)).copied()
-    }
-
     /// The stable name used in reports and logs, such as `timed_out`.
     pub fn as_str(self) -> &'static str {
         match self {

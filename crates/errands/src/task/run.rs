@@ -8,25 +8,33 @@
 //!   handler that hangs or is aborted never hides the failure.
 //! * Panics in the task or its handler are caught here; nothing escapes to tokio, so nothing
 //!   is lost with a dropped `JoinHandle`.
-//! * A task waits for a slot (`queued`) before it runs (`running`); at most `max_running`
-//!   hold one at a time (blocking tasks: `max_blocking`).
+//! * A task takes a slot before it runs (`running`), at once when one is free, otherwise it
+//!   waits for one (`queued`); at most `max_running` hold one at a time (blocking tasks:
+//!   `max_blocking`).
 //! * An unshielded task stops when shutdown cancels it (`cancelled`); any task, with its
 //!   handler, stops when shutdown aborts (`aborted`). Both take effect at the task's next
 //!   `.await` — or, queued, at once — as cancellation does everywhere in async Rust.
+//!
+//! The spawned future is [`Run`], a small hand-written state machine: it holds the task's
+//! [`Task`] record and the work's own future, and nothing for the rare paths (waiting for a
+//! slot, the shutdown token, `on_error`) until they are taken.
 
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering, fence};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use pin_project_lite::pin_project;
 use tokio::runtime::Handle;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
 
-use super::work::Work;
+use super::slot::Slots;
+use super::work::{Attempt, Work};
 use super::{ErrorHandler, Outcome, SkipReason, TaskError, TaskInfo};
 use crate::report::{ErrorReport, Origin};
 use crate::runtime::Inner;
@@ -64,29 +72,46 @@ impl<W: Work> Pending for Prepared<W> {
     }
 
     fn start(self) {
-        let runtime_token = self.rt.tasks.token();
-        // Pairs with the fence in shutdown: either shutdown's wait sees this task, or this
+        // Counted before the check, both sequentially consistent, as shutdown closes the
+        // runtime before it waits for the count: either shutdown's wait sees this task, or this
         // task sees that the runtime closed and is skipped instead of outliving teardown.
-        fence(Ordering::SeqCst);
+        self.rt.tasks.enter();
         if self.rt.is_closed() {
+            self.rt.tasks.exit();
             return self.skip(SkipReason::ShuttingDown);
         }
-        self.rt.counters.queued();
-        // Created before the spawn: a future tokio drops without polling is counted too.
-        let guard = Unfinished::new(self.rt.clone(), self.info.clone());
-        let request_token = (self.info.meta.request.as_ref())
+        let Prepared {
+            rt,
+            handle,
+            info,
+            work,
+            on_error,
+            timeout,
+        } = self;
+        let watched = (info.meta.request.as_ref())
             .and_then(|r| r.watch.as_ref())
             .map(|w| w.tracker.token());
         let span = tracing::debug_span!(
             target: "errands",
             "task",
-            task.id = self.info.id().as_u64(),
-            task.name = %self.info.name(),
-            task.timing = %self.info.timing(),
-            request_id = self.info.request_id().map(|id| id.as_str()),
+            task.id = info.id().as_u64(),
+            task.name = %info.name(),
+            task.timing = %info.timing(),
+            request_id = info.request_id().map(|id| id.as_str()),
         );
-        let handle = self.handle.clone();
-        let task = self.run(guard, (runtime_token, request_token));
+        // Made before the spawn: a future tokio drops without polling is counted too.
+        let task = Task {
+            rt,
+            info,
+            on_error,
+            timeout,
+            attempt: Attempt::default(),
+            slot: None,
+            running: false,
+            outcome: None,
+            watched,
+        };
+        let task = Run::new(task, work);
         // The span is `DEBUG`: usually disabled, and then not worth wrapping the task in.
         if span.is_disabled() {
             handle.spawn(task);
@@ -103,7 +128,7 @@ impl<W: Work> Pending for Prepared<W> {
                 .skip_reason(reason),
         );
         rt.counters.finished(Outcome::Skipped, false);
-        finish(&rt, &info);
+        finish(&info);
         // The work never runs; a panicking `Drop` in it must not escape into the caller,
         // which may be releasing the rest of a batch.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(work)));
@@ -114,160 +139,255 @@ impl<W: Work> Pending for Prepared<W> {
     }
 
     fn skip_boxed(self: Box<Self>, reason: SkipReason) {
-        (*self).skip(reason)
+        self.skip(reason)
     }
 }
 
-enum Stop {
-    /// Shutdown stopped the task: `Cancelled` or `Aborted`.
-    Stopped(Outcome),
-    Error(TaskError),
-}
-
-impl<W: Work> Prepared<W> {
-    /// The whole life of a started task. `finished` counts the outcome when dropped, then the
-    /// `tokens` let `idle()` and `settle()` see the task gone.
-    async fn run(self, finished: Unfinished, tokens: (TaskTrackerToken, Option<TaskTrackerToken>)) {
-        let Prepared {
-            rt,
-            handle: _,
-            info,
-            work,
-            on_error,
-            timeout,
-        } = self;
-        let attempt = AtomicU32::new(1);
-        let (stop, stopped) = if info.is_shielded() {
-            (&rt.abort, Outcome::Aborted)
-        } else {
-            (&rt.cancel, Outcome::Cancelled)
-        };
-        // An async task keeps its slot through its `on_error` handler.
-        let mut slot = acquire(W::slots(&rt), stop).await;
-        let result = match slot {
-            None => Err(Stop::Stopped(stopped)),
-            Some(_) => {
-                rt.counters.now_running();
-                finished.running.store(true, Ordering::Relaxed);
-                // The body is polled first: a task that completes in its first poll never
-                // registers with the shutdown token. A task started after the cancel never
-                // gets here (`start` skips it once the runtime is closed).
-                tokio::select! {
-                    biased;
-                    result = work.run(&rt, &info, timeout, &attempt, &mut slot) => result.map_err(Stop::Error),
-                    _ = stop.cancelled() => Err(Stop::Stopped(stopped)),
-                }
-            }
-        };
-        let info = info.with_attempt(attempt.load(Ordering::Relaxed));
-        let outcome = match result {
-            Ok(()) => Outcome::Succeeded,
-            Err(Stop::Stopped(Outcome::Cancelled)) => {
-                rt.report(
-                    ErrorReport::task(&info, Outcome::Cancelled)
-                        .message("task cancelled by shutdown"),
-                );
-                Outcome::Cancelled
-            }
-            Err(Stop::Stopped(_)) => {
-                rt.report(
-                    ErrorReport::task(&info, Outcome::Aborted)
-                        .message("task aborted: still running at the shutdown deadline"),
-                );
-                Outcome::Aborted
-            }
-            Err(Stop::Error(error)) => {
-                let outcome = error.outcome();
-                let handler = on_error.or_else(|| rt.config.on_error.clone());
-                rt.report(
-                    ErrorReport::task(&info, outcome)
-                        .message(match outcome {
-                            Outcome::Panicked => "task panicked",
-                            Outcome::TimedOut => "task timed out",
-                            _ => "task failed",
-                        })
-                        .error(&error)
-                        .handled(handler.is_some()),
-                );
-                if let Some(handler) = handler {
-                    // Boxed: the rare path stays out of every task's future.
-                    Box::pin(run_handler(&rt, &info, handler, error)).await;
-                }
-                outcome
-            }
-        };
-        finished.outcome.store(outcome as u8 + 1, Ordering::Relaxed);
-        drop(slot);
-        drop(finished);
-        drop(tokens);
-    }
-}
-
-/// Counts a started task's outcome when it is dropped, so a task can never vanish uncounted:
-/// if `run` did not get to set the outcome (the tokio runtime dropped the task, or user code
-/// panicked while being dropped), the task is reported and counted `aborted`.
-struct Unfinished {
+/// A started task's record: what it needs besides its work, and its accounting. Dropping it
+/// counts the outcome, so a task can never vanish uncounted: if the outcome was not set (the
+/// tokio runtime dropped the task, or user code panicked while being dropped), the task is
+/// reported and counted `aborted`. Then it leaves the runtime's started tasks (and its test
+/// request's watch), so `idle()`, shutdown and `settle()` see it gone.
+struct Task {
     rt: Arc<Inner>,
     info: TaskInfo,
-    running: AtomicBool,
-    /// `Outcome as u8 + 1`, or 0 while unset.
-    outcome: AtomicU8,
+    on_error: Option<ErrorHandler>,
+    timeout: Option<Duration>,
+    attempt: Attempt,
+    /// The task's slot while it holds one: an async task keeps it through `on_error`, blocking
+    /// work takes it along.
+    slot: Option<Slots>,
+    /// The task got a slot: it counts as running, not queued.
+    running: bool,
+    outcome: Option<Outcome>,
+    watched: Option<TaskTrackerToken>,
 }
 
-impl Unfinished {
-    fn new(rt: Arc<Inner>, info: TaskInfo) -> Self {
-        Unfinished {
-            rt,
-            info,
-            running: AtomicBool::new(false),
-            outcome: AtomicU8::new(0),
+impl Task {
+    /// The token that stops this task: `abort` for a shielded task, `cancel` otherwise.
+    fn stop_token(&self) -> &CancellationToken {
+        if self.info.is_shielded() {
+            &self.rt.abort
+        } else {
+            &self.rt.cancel
         }
+    }
+
+    /// The task got its slot: from now on it counts as running.
+    fn hold(&mut self, slot: Slots) {
+        self.slot = Some(slot);
+        self.running = true;
+    }
+
+    /// Shutdown stopped the task, queued or at an `.await`: it is `cancelled`, or — shielded —
+    /// `aborted`.
+    fn stopped(&mut self) {
+        let (outcome, message) = if self.info.is_shielded() {
+            (
+                Outcome::Aborted,
+                "task aborted: still running at the shutdown deadline",
+            )
+        } else {
+            (Outcome::Cancelled, "task cancelled by shutdown")
+        };
+        let info = self.info.with_attempt(self.attempt.get());
+        self.rt
+            .report(ErrorReport::task(&info, outcome).message(message));
+        self.outcome = Some(outcome);
+    }
+
+    /// The work ended with `error`: it is reported, then the `on_error` handler (the task's
+    /// own, or the runtime's default) is returned to run, with the outcome it settles.
+    fn failed(&mut self, error: TaskError) -> Option<(BoxFuture<'static, ()>, Outcome)> {
+        let outcome = error.outcome();
+        let info = self.info.with_attempt(self.attempt.get());
+        let handler = self
+            .on_error
+            .take()
+            .or_else(|| self.rt.config.on_error.clone());
+        self.rt.report(
+            ErrorReport::task(&info, outcome)
+                .message(match outcome {
+                    Outcome::Panicked => "task panicked",
+                    Outcome::TimedOut => "task timed out",
+                    _ => "task failed",
+                })
+                .error(&error)
+                .handled(handler.is_some()),
+        );
+        let Some(handler) = handler else {
+            self.outcome = Some(outcome);
+            return None;
+        };
+        let handling = run_handler(self.rt.clone(), info, handler, error);
+        Some((Box::pin(handling), outcome))
     }
 }
 
-impl Drop for Unfinished {
+impl Drop for Task {
     fn drop(&mut self) {
-        let outcome =
-            Outcome::from_index(self.outcome.load(Ordering::Relaxed)).unwrap_or_else(|| {
-                self.rt
+        if let Some(slot) = self.slot.take() {
+            slot.give_back(&self.rt);
+        }
+        let outcome = self.outcome.unwrap_or_else(|| {
+            self.rt
                 .report(ErrorReport::task(&self.info, Outcome::Aborted).message(
                 "task dropped before it finished (runtime shut down, or a panic while dropping it)",
             ));
-                Outcome::Aborted
+            Outcome::Aborted
+        });
+        self.rt.counters.finished(outcome, !self.running);
+        finish(&self.info);
+        self.rt.tasks.exit();
+        drop(self.watched.take());
+    }
+}
+
+pin_project! {
+    /// The future of a started task, spawned on tokio.
+    struct Run<W: Work> {
+        task: Task,
+        #[pin]
+        stage: Stage<W>,
+        // The shutdown token, registered only once the work has had to wait: a task that
+        // completes in its first poll never touches it.
+        #[pin]
+        stop: Option<WaitForCancellationFutureOwned>,
+    }
+}
+
+pin_project! {
+    #[project = StageProj]
+    enum Stage<W: Work> {
+        /// Waiting for a slot, unless shutdown stops the task first (`false`).
+        Queued {
+            work: Option<W>,
+            slot: BoxFuture<'static, bool>,
+        },
+        Running {
+            #[pin]
+            body: W::Body,
+        },
+        /// The work failed; its `on_error` handler runs, then the task is `outcome`.
+        Handling {
+            handler: BoxFuture<'static, ()>,
+            outcome: Outcome,
+        },
+        Done,
+    }
+}
+
+impl<W: Work> Run<W> {
+    /// Takes a slot at once when one is free; otherwise the task starts `queued`.
+    fn new(mut task: Task, work: W) -> Self {
+        let stage = if W::SLOTS.try_take(&task.rt) {
+            task.hold(W::SLOTS);
+            Stage::running(&mut task, work)
+        } else {
+            task.rt.counters.queued();
+            // Boxed: waiting in line is the rare path, kept out of every task's future.
+            let (rt, stop) = (task.rt.clone(), task.stop_token().clone());
+            let slot = Box::pin(async move {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => false,
+                    taken = W::SLOTS.take(&rt) => taken,
+                }
             });
-        let running = self.running.load(Ordering::Relaxed);
-        self.rt.counters.finished(outcome, running);
-        finish(&self.rt, &self.info);
-    }
-}
-
-/// A slot: at once when one is free (no future to build or poll), otherwise in line — unless
-/// shutdown stops the task first (`None`).
-async fn acquire(slots: &Arc<Semaphore>, stop: &CancellationToken) -> Option<OwnedSemaphorePermit> {
-    if let Ok(permit) = slots.clone().try_acquire_owned() {
-        return Some(permit);
-    }
-    // Boxed: waiting in line is the rare path, kept out of every task's future.
-    Box::pin(async {
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => None,
-            permit = slots.clone().acquire_owned() => permit.ok(),
+            Stage::Queued {
+                work: Some(work),
+                slot,
+            }
+        };
+        Run {
+            task,
+            stage,
+            stop: None,
         }
-    })
-    .await
+    }
 }
 
-/// Frees what the task held in the runtime and its request.
-fn finish(rt: &Inner, info: &TaskInfo) {
-    rt.release_admission();
+impl<W: Work> Stage<W> {
+    fn running(task: &mut Task, work: W) -> Self {
+        let body = work.into_body(
+            &task.rt,
+            &task.info,
+            task.timeout,
+            &mut task.attempt,
+            &mut task.slot,
+        );
+        Stage::Running { body }
+    }
+}
+
+impl<W: Work> Future for Run<W> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let task = this.task;
+        loop {
+            match this.stage.as_mut().project() {
+                StageProj::Queued { work, slot } => {
+                    if !ready!(slot.as_mut().poll(cx)) {
+                        this.stage.set(Stage::Done);
+                        task.stopped();
+                        return Poll::Ready(());
+                    }
+                    let work = work.take().expect("a queued task has its work");
+                    task.rt.counters.dequeued();
+                    task.hold(W::SLOTS);
+                    this.stage.set(Stage::running(task, work));
+                }
+                StageProj::Running { body } => {
+                    // The body is polled first, so it wins a tie with shutdown.
+                    let result = match body.poll(cx) {
+                        Poll::Ready(result) => result,
+                        Poll::Pending => {
+                            if this.stop.is_none() {
+                                let stop = task.stop_token().clone().cancelled_owned();
+                                this.stop.set(Some(stop));
+                            }
+                            let stop = this.stop.as_mut().as_pin_mut();
+                            ready!(stop.expect("registered above").poll(cx));
+                            this.stage.set(Stage::Done);
+                            task.stopped();
+                            return Poll::Ready(());
+                        }
+                    };
+                    this.stage.set(Stage::Done);
+                    let Err(error) = result else {
+                        task.outcome = Some(Outcome::Succeeded);
+                        return Poll::Ready(());
+                    };
+                    match task.failed(error) {
+                        Some((handler, outcome)) => {
+                            this.stage.set(Stage::Handling { handler, outcome })
+                        }
+                        None => return Poll::Ready(()),
+                    }
+                }
+                StageProj::Handling { handler, outcome } => {
+                    ready!(handler.as_mut().poll(cx));
+                    task.outcome = Some(*outcome);
+                    this.stage.set(Stage::Done);
+                    return Poll::Ready(());
+                }
+                StageProj::Done => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+/// Tells the task's request, if any, that the task is over.
+fn finish(info: &TaskInfo) {
     if let Some(request) = &info.meta.request {
         request.task_ended(info.id());
     }
 }
 
 /// Runs an `on_error` handler, contained: its failure, panic or abort is reported once.
-async fn run_handler(rt: &Inner, info: &TaskInfo, handler: ErrorHandler, error: TaskError) {
+async fn run_handler(rt: Arc<Inner>, info: TaskInfo, handler: ErrorHandler, error: TaskError) {
     let call = {
         let info = info.clone();
         AssertUnwindSafe(async move { handler.call(info, error).await }).catch_unwind()
@@ -282,7 +402,7 @@ async fn run_handler(rt: &Inner, info: &TaskInfo, handler: ErrorHandler, error: 
         },
     };
     if let Some((outcome, error)) = failure {
-        let mut report = ErrorReport::task(info, outcome)
+        let mut report = ErrorReport::task(&info, outcome)
             .origin(Origin::ErrorHandler)
             .message(format!("on_error handler of task {}", outcome));
         if let Some(error) = &error {

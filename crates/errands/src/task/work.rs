@@ -5,30 +5,53 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use futures_util::FutureExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use futures_util::future::BoxFuture;
+use tokio::task::futures::TaskLocalFuture;
 
+use super::guarded::Guarded;
+use super::slot::{HeldSlot, Slots};
 use super::{RetryPolicy, TaskError, TaskInfo, TaskResult};
+use crate::live::Member;
 use crate::report::{ErrorReport, Origin};
 use crate::runtime::Inner;
 
-/// The body of a task, run once it holds a slot.
+/// The body of a task, made into its future once the task holds a slot.
 pub(crate) trait Work: Send + 'static {
-    /// The slots this kind of work runs under.
-    fn slots(rt: &Inner) -> &Arc<Semaphore>
-    where
-        Self: Sized;
+    /// The future that runs the work to its final result.
+    type Body: Future<Output = Result<(), TaskError>> + Send + 'static;
 
-    /// Runs to the final result, keeping `attempt` current. Work that outlives its task
-    /// (blocking work) takes the `permit` along, so the slot is held until it is really over.
-    fn run(
+    /// The slots this kind of work runs under.
+    const SLOTS: Slots;
+
+    /// Makes the body. Work that retries keeps `attempt` current; work that outlives its task
+    /// (blocking work) takes the `slot` along, so the slot is held until it is really over.
+    fn into_body(
         self,
-        rt: &Inner,
+        rt: &Arc<Inner>,
         info: &TaskInfo,
         timeout: Option<Duration>,
-        attempt: &AtomicU32,
-        permit: &mut Option<OwnedSemaphorePermit>,
-    ) -> impl Future<Output = Result<(), TaskError>> + Send;
+        attempt: &mut Attempt,
+        slot: &mut Option<Slots>,
+    ) -> Self::Body;
+}
+
+/// The attempt a task is in: always 1, unless its work retries and shares a counter.
+#[derive(Default)]
+pub(crate) struct Attempt(Option<Arc<AtomicU32>>);
+
+impl Attempt {
+    pub(crate) fn get(&self) -> u32 {
+        self.0
+            .as_ref()
+            .map_or(1, |attempt| attempt.load(Ordering::Relaxed))
+    }
+
+    /// The counter, shared with the work that advances it.
+    fn shared(&mut self) -> Arc<AtomicU32> {
+        self.0
+            .get_or_insert_with(|| Arc::new(AtomicU32::new(1)))
+            .clone()
+    }
 }
 
 /// One future, run once.
@@ -39,19 +62,19 @@ where
     F: Future + Send + 'static,
     F::Output: TaskResult,
 {
-    fn slots(rt: &Inner) -> &Arc<Semaphore> {
-        &rt.slots
-    }
+    type Body = TaskLocalFuture<TaskInfo, Guarded<F>>;
 
-    async fn run(
+    const SLOTS: Slots = Slots::Running;
+
+    fn into_body(
         self,
-        _: &Inner,
+        _: &Arc<Inner>,
         info: &TaskInfo,
         timeout: Option<Duration>,
-        _: &AtomicU32,
-        _: &mut Option<OwnedSemaphorePermit>,
-    ) -> Result<(), TaskError> {
-        info.clone().scope(guarded(|| self.0, timeout)).await
+        _: &mut Attempt,
+        _: &mut Option<Slots>,
+    ) -> Self::Body {
+        info.clone().scope(Guarded::new(self.0, timeout))
     }
 }
 
@@ -71,42 +94,51 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: TaskResult,
 {
-    fn slots(rt: &Inner) -> &Arc<Semaphore> {
-        &rt.slots
-    }
+    // Boxed: retrying tasks are rare, and their loop stays out of the task's own future.
+    type Body = BoxFuture<'static, Result<(), TaskError>>;
 
-    async fn run(
+    const SLOTS: Slots = Slots::Running;
+
+    fn into_body(
         self,
-        rt: &Inner,
+        rt: &Arc<Inner>,
         info: &TaskInfo,
         timeout: Option<Duration>,
-        attempt: &AtomicU32,
-        _: &mut Option<OwnedSemaphorePermit>,
-    ) -> Result<(), TaskError> {
-        loop {
-            let current = attempt.load(Ordering::Relaxed);
-            let info = info.with_attempt(current);
-            let result = info.clone().scope(guarded(&self.factory, timeout)).await;
-            match result {
-                Err(error) if self.policy.retries(current, &error) => {
-                    if let Some(hook) = &self.on_retry {
-                        let called =
-                            std::panic::catch_unwind(AssertUnwindSafe(|| hook(&info, &error)));
-                        if let Err(panic) = called {
-                            rt.report(
-                                ErrorReport::task(&info, super::Outcome::Panicked)
-                                    .origin(Origin::ErrorHandler)
-                                    .message("on_retry hook panicked")
-                                    .panic(panic),
-                            );
+        attempt: &mut Attempt,
+        _: &mut Option<Slots>,
+    ) -> Self::Body {
+        let (rt, info, attempt) = (rt.clone(), info.clone(), attempt.shared());
+        Box::pin(async move {
+            loop {
+                let current = attempt.load(Ordering::Relaxed);
+                let info = info.with_attempt(current);
+                // The factory runs inside the catch, so a panicking factory is caught too.
+                let made = std::panic::catch_unwind(AssertUnwindSafe(&self.factory));
+                let result = match made {
+                    Ok(future) => info.clone().scope(Guarded::new(future, timeout)).await,
+                    Err(panic) => Err(TaskError::from_panic(panic)),
+                };
+                match result {
+                    Err(error) if self.policy.retries(current, &error) => {
+                        if let Some(hook) = &self.on_retry {
+                            let called =
+                                std::panic::catch_unwind(AssertUnwindSafe(|| hook(&info, &error)));
+                            if let Err(panic) = called {
+                                rt.report(
+                                    ErrorReport::task(&info, super::Outcome::Panicked)
+                                        .origin(Origin::ErrorHandler)
+                                        .message("on_retry hook panicked")
+                                        .panic(panic),
+                                );
+                            }
                         }
+                        tokio::time::sleep(self.policy.delay(current)).await;
+                        attempt.store(current + 1, Ordering::Relaxed);
                     }
-                    tokio::time::sleep(self.policy.delay(current)).await;
-                    attempt.store(current + 1, Ordering::Relaxed);
+                    result => return result,
                 }
-                result => return result,
             }
-        }
+        })
     }
 }
 
@@ -119,58 +151,40 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: TaskResult,
 {
-    fn slots(rt: &Inner) -> &Arc<Semaphore> {
-        &rt.blocking_slots
-    }
+    type Body = BoxFuture<'static, Result<(), TaskError>>;
 
-    async fn run(
+    const SLOTS: Slots = Slots::Blocking;
+
+    fn into_body(
         self,
-        rt: &Inner,
+        rt: &Arc<Inner>,
         _: &TaskInfo,
         timeout: Option<Duration>,
-        _: &AtomicU32,
-        permit: &mut Option<OwnedSemaphorePermit>,
-    ) -> Result<(), TaskError> {
+        _: &mut Attempt,
+        slot: &mut Option<Slots>,
+    ) -> Self::Body {
         let f = self.0;
         // The closure keeps its slot, and stays visible to shutdown, until it returns.
-        let held = (permit.take(), rt.tasks.token());
-        let handle = tokio::task::spawn_blocking(move || {
-            let _held = held;
-            f().into_task_result()
-        });
-        let joined = match timeout {
-            Some(limit) => match tokio::time::timeout(limit, handle).await {
-                Ok(joined) => joined,
-                Err(_) => return Err(TaskError::TimedOut(limit)),
-            },
-            None => handle.await,
-        };
-        match joined {
-            Ok(result) => result,
-            Err(join) if join.is_panic() => Err(TaskError::from_panic(join.into_panic())),
-            Err(_) => Err(TaskError::Panicked {
-                message: "the blocking task was dropped by the tokio runtime".to_owned(),
-            }),
-        }
+        let held = (slot.take().map(|s| HeldSlot::new(rt, s)), Member::task(rt));
+        Box::pin(async move {
+            let handle = tokio::task::spawn_blocking(move || {
+                let _held = held;
+                f().into_task_result()
+            });
+            let joined = match timeout {
+                Some(limit) => match tokio::time::timeout(limit, handle).await {
+                    Ok(joined) => joined,
+                    Err(_) => return Err(TaskError::TimedOut(limit)),
+                },
+                None => handle.await,
+            };
+            match joined {
+                Ok(result) => result,
+                Err(join) if join.is_panic() => Err(TaskError::from_panic(join.into_panic())),
+                Err(_) => Err(TaskError::Panicked {
+                    message: "the blocking task was dropped by the tokio runtime".to_owned(),
+                }),
+            }
+        })
     }
-}
-
-/// Makes the future (inside the catch, so a panicking factory is caught too), applies the
-/// timeout, and turns panics into [`TaskError::Panicked`].
-async fn guarded<M, F>(make: M, timeout: Option<Duration>) -> Result<(), TaskError>
-where
-    M: FnOnce() -> F,
-    F: Future,
-    F::Output: TaskResult,
-{
-    let caught = AssertUnwindSafe(async move { make().await.into_task_result() }).catch_unwind();
-    let result = match timeout {
-        // Boxed: the timer stays out of the futures of tasks without a timeout.
-        Some(limit) => match Box::pin(tokio::time::timeout(limit, caught)).await {
-            Ok(result) => result,
-            Err(_) => return Err(TaskError::TimedOut(limit)),
-        },
-        None => caught.await,
-    };
-    result.unwrap_or_else(|panic| Err(TaskError::from_panic(panic)))
 }

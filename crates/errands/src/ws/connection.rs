@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{Hub, HubConfig};
+use crate::live::Member;
 
 /// A connection's id, unique within its hub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -176,7 +177,7 @@ where
     F: FnOnce(Connection) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let _in_flight = hub.inner.rt.requests.token();
+    let _in_flight = Member::request(&hub.inner.rt);
     let config = hub.inner.config.clone();
     let (queue, outgoing) = mpsc::channel(config.buffer);
     let kick = Kick::default();
