@@ -218,6 +218,14 @@ fn a_task_dropped_with_the_tokio_runtime_is_still_counted_and_reported() {
             .name("never_finishes")
             .schedule(std::future::pending::<()>())
             .unwrap();
+        // Failed, and reported so, before its handler hangs.
+        errands
+            .tasks()
+            .immediate()
+            .name("failed_then_handling")
+            .on_error(|_, _| std::future::pending::<()>())
+            .schedule(async { Err::<(), _>(std::io::Error::other("failed")) })
+            .unwrap();
         tokio::task::yield_now().await;
         // Spawned but never polled before the runtime goes away.
         errands
@@ -228,6 +236,16 @@ fn a_task_dropped_with_the_tokio_runtime_is_still_counted_and_reported() {
             .unwrap();
     });
     drop(runtime);
+    assert_eq!(
+        probe
+            .events()
+            .iter()
+            .filter(|e| e.ends_with(":failed_then_handling"))
+            .collect::<Vec<_>>(),
+        ["report:task:failed:failed_then_handling"],
+        "one report, and the outcome it settled"
+    );
+    assert_eq!(errands.stats().failed, 1);
     assert!(
         probe.has("report:task:aborted:never_finishes"),
         "{:?}",
@@ -245,6 +263,30 @@ impl Drop for PanicsOnDrop {
     fn drop(&mut self) {
         panic!("drop bug");
     }
+}
+
+#[tokio::test]
+async fn a_cancelled_future_that_panics_when_dropped_is_still_cancelled_once() {
+    let probe = Probe::new();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .reporter(probe_reporter(&probe))
+        .build();
+    let bomb = PanicsOnDrop;
+    errands
+        .tasks()
+        .immediate()
+        .name("bomb")
+        .schedule(async move {
+            let _bomb = bomb;
+            std::future::pending::<()>().await
+        })
+        .unwrap();
+    tokio::task::yield_now().await;
+    let summary = errands.shutdown().await;
+    assert_eq!(summary.cancelled, 1);
+    assert_eq!(probe.events(), ["report:task:cancelled:bomb"]);
+    assert_balanced(&errands);
 }
 
 #[tokio::test]

@@ -77,8 +77,11 @@ impl<W: Work> Pending for Prepared<W> {
         // task sees that the runtime closed and is skipped instead of outliving teardown.
         self.rt.tasks.enter();
         if self.rt.is_closed() {
-            self.rt.tasks.exit();
-            return self.skip(SkipReason::ShuttingDown);
+            // Counted and reported before it leaves the count, so that shutdown, if it saw
+            // the task, also sees it terminal before teardown.
+            let rt = self.rt.clone();
+            self.skip(SkipReason::ShuttingDown);
+            return rt.tasks.exit();
         }
         let Prepared {
             rt,
@@ -95,7 +98,7 @@ impl<W: Work> Pending for Prepared<W> {
             target: "errands",
             "task",
             task.id = info.id().as_u64(),
-            task.name = %info.name(),
+            task.name = info.name(),
             task.timing = %info.timing(),
             request_id = info.request_id().map(|id| id.as_str()),
         );
@@ -196,9 +199,9 @@ impl Task {
         self.outcome = Some(outcome);
     }
 
-    /// The work ended with `error`: it is reported, then the `on_error` handler (the task's
-    /// own, or the runtime's default) is returned to run, with the outcome it settles.
-    fn failed(&mut self, error: TaskError) -> Option<(BoxFuture<'static, ()>, Outcome)> {
+    /// The work ended with `error`: it is reported and its outcome settled, then the
+    /// `on_error` handler (the task's own, or the runtime's default) is returned to run.
+    fn failed(&mut self, error: TaskError) -> Option<BoxFuture<'static, ()>> {
         let outcome = error.outcome();
         let info = self.info.with_attempt(self.attempt.get());
         let handler = self
@@ -215,12 +218,11 @@ impl Task {
                 .error(&error)
                 .handled(handler.is_some()),
         );
-        let Some(handler) = handler else {
-            self.outcome = Some(outcome);
-            return None;
-        };
-        let handling = run_handler(self.rt.clone(), info, handler, error);
-        Some((Box::pin(handling), outcome))
+        // Settled now: if the task is dropped while its handler runs, it stays `outcome`,
+        // already reported.
+        self.outcome = Some(outcome);
+        let handler = handler?;
+        Some(Box::pin(run_handler(self.rt.clone(), info, handler, error)))
     }
 }
 
@@ -245,14 +247,21 @@ impl Drop for Task {
 
 pin_project! {
     /// The future of a started task, spawned on tokio.
+    ///
+    /// It moves through `Stage`s: `Queued` (waiting for a slot; only when none was free at
+    /// the start) → `Running` (the work) → `Handling` (its `on_error`, after a failure) →
+    /// `Done`. Shutdown can stop it while queued or running. `Task` keeps the accounting and
+    /// counts the outcome when dropped.
     struct Run<W: Work> {
-        task: Task,
+        // Fields drop in order: the work (and anything it holds) goes before `task` gives
+        // back the slot and leaves the count.
         #[pin]
         stage: Stage<W>,
         // The shutdown token, registered only once the work has had to wait: a task that
         // completes in its first poll never touches it.
         #[pin]
         stop: Option<WaitForCancellationFutureOwned>,
+        task: Task,
     }
 }
 
@@ -264,15 +273,16 @@ pin_project! {
             work: Option<W>,
             slot: BoxFuture<'static, bool>,
         },
+        /// The work runs, holding its slot.
         Running {
             #[pin]
             body: W::Body,
         },
-        /// The work failed; its `on_error` handler runs, then the task is `outcome`.
+        /// The work failed, its outcome is settled, and its `on_error` handler runs.
         Handling {
             handler: BoxFuture<'static, ()>,
-            outcome: Outcome,
         },
+        /// Over; the outcome is in the `Task`.
         Done,
     }
 }
@@ -300,14 +310,20 @@ impl<W: Work> Run<W> {
             }
         };
         Run {
-            task,
             stage,
             stop: None,
+            task,
         }
     }
 }
 
 impl<W: Work> Stage<W> {
+    /// Drops what the stage holds — user code, whose `Drop` may panic: contained here, like
+    /// everything else a task runs.
+    fn end(mut stage: Pin<&mut Self>) {
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Done)));
+    }
+
     fn running(task: &mut Task, work: W) -> Self {
         let body = work.into_body(
             &task.rt,
@@ -330,7 +346,7 @@ impl<W: Work> Future for Run<W> {
             match this.stage.as_mut().project() {
                 StageProj::Queued { work, slot } => {
                     if !ready!(slot.as_mut().poll(cx)) {
-                        this.stage.set(Stage::Done);
+                        Stage::end(this.stage.as_mut());
                         task.stopped();
                         return Poll::Ready(());
                     }
@@ -350,27 +366,24 @@ impl<W: Work> Future for Run<W> {
                             }
                             let stop = this.stop.as_mut().as_pin_mut();
                             ready!(stop.expect("registered above").poll(cx));
-                            this.stage.set(Stage::Done);
+                            Stage::end(this.stage.as_mut());
                             task.stopped();
                             return Poll::Ready(());
                         }
                     };
-                    this.stage.set(Stage::Done);
+                    Stage::end(this.stage.as_mut());
                     let Err(error) = result else {
                         task.outcome = Some(Outcome::Succeeded);
                         return Poll::Ready(());
                     };
                     match task.failed(error) {
-                        Some((handler, outcome)) => {
-                            this.stage.set(Stage::Handling { handler, outcome })
-                        }
+                        Some(handler) => this.stage.set(Stage::Handling { handler }),
                         None => return Poll::Ready(()),
                     }
                 }
-                StageProj::Handling { handler, outcome } => {
+                StageProj::Handling { handler } => {
                     ready!(handler.as_mut().poll(cx));
-                    task.outcome = Some(*outcome);
-                    this.stage.set(Stage::Done);
+                    Stage::end(this.stage.as_mut());
                     return Poll::Ready(());
                 }
                 StageProj::Done => return Poll::Ready(()),
