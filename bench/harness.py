@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Side-by-side load benchmark: errands vs plain axum + tokio::spawn vs FastAPI + fastapi-tasks
-vs FastAPI BackgroundTasks.
+"""Side-by-side load benchmark: errands vs plain axum + tokio::spawn (without and with
+tower-http's request-id layers) vs FastAPI + fastapi-tasks vs FastAPI BackgroundTasks.
 
 Each server runs alone on 127.0.0.1, pinned to core 0; wrk runs pinned to core 1 with 64
 connections: a warm-up, then a measured window. Per cell: requests/s, p50 and p99 latency,
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 VENV = BENCH / ".venv"
 ENDPOINTS = [("GET", "/plain"), ("POST", "/task"), ("POST", "/task-io"), ("POST", "/fail")]
-RUST = ["errands", "axum"]
+RUST = ["errands", "axum", "axum-request-id"]
 PYTHON = ["fastapi-tasks", "fastapi-background"]
 PORT = 18080
 
@@ -60,6 +60,8 @@ def command(server, profile):
         return [str(target / "bench-errands"), str(PORT)]
     if server == "axum":
         return [str(target / "bench-axum"), str(PORT)]
+    if server == "axum-request-id":
+        return [str(target / "bench-axum"), str(PORT), "--request-id"]
     app = "app_tasks:app" if server == "fastapi-tasks" else "app_background:app"
     return [str(VENV / "bin" / "python"), "-m", "uvicorn", app, "--app-dir", str(BENCH / "python"),
             "--port", str(PORT), "--workers", "1", "--no-access-log", "--log-level", "warning"]
@@ -209,6 +211,14 @@ def report(results, args, elapsed):
     for name, value, bound, how in checks:
         met = value <= bound if how == "le" else value >= bound
         lines.append(f"| {name} | {value:.2f}× | {'yes' if met else 'no'} |")
+    if all(("axum-request-id", p) in results and ("errands", p) in results for _, p in ENDPOINTS):
+        lines += ["", "## Like for like", "",
+                  "errands always echoes a request id; `axum-request-id` is the floor with tower-http's"
+                  " request-id layers doing the same.", "",
+                  "| endpoint | errands ÷ axum-request-id, CPU per request | p99 |", "|---|---:|---:|"]
+        for _, path in ENDPOINTS:
+            lines.append(f"| {path} | {ratio('errands', 'axum-request-id', path, 'cpu_us'):.2f}×"
+                         f" | {ratio('errands', 'axum-request-id', path, 'p99_ms'):.2f}× |")
     lost = sum(r["lost"] for rs in results.values() for r in rs)
     errors = sum(r["errors"] for rs in results.values() for r in rs)
     lines += ["", f"Lost tasks: {lost}. Request errors (socket errors or non-2xx): {errors}.", ""]

@@ -1,10 +1,14 @@
-//! The floor: plain axum, each task a bare `tokio::spawn`.
+//! The floor: plain axum, each task a bare `tokio::spawn`. With `--request-id`, the same
+//! server also sets and echoes `x-request-id` (UUIDs) through tower-http's request-id layers,
+//! as a production service does: the like-for-like comparison for errands, which always
+//! echoes a request id.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 static SCHEDULED: AtomicU64 = AtomicU64::new(0);
 static FINISHED: AtomicU64 = AtomicU64::new(0);
@@ -23,7 +27,7 @@ fn spawn<F: Future<Output = Result<(), &'static str>> + Send + 'static>(task: F)
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let _logs = errands_bench_servers::logs();
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/plain", get(|| async { "ok" }))
         .route(
             "/task",
@@ -67,6 +71,11 @@ async fn main() {
                 Json(errands_bench_servers::stats(s, f, c))
             }),
         );
+    if std::env::args().any(|a| a == "--request-id") {
+        app = app
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    }
     let listener = tokio::net::TcpListener::bind(errands_bench_servers::addr())
         .await
         .unwrap();
