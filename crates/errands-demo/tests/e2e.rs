@@ -288,3 +288,42 @@ async fn bad_input_to_every_endpoint_gets_the_schema_and_writes_nothing() {
     let stats = demo.get_json("/stats").await;
     assert_eq!(stats["scheduled"], 0, "{stats}");
 }
+
+#[tokio::test]
+async fn fault_drills_are_served_only_with_fault_injection_and_validate_their_input() {
+    let plain = Demo::start(&[]).await;
+    let drill = plain.post("/drills", json!({})).await;
+    assert_eq!(drill.status(), 404, "no drills without --fault-injection");
+    assert_eq!(plain.get("/ops/idle").await.status(), 404);
+
+    let demo = Demo::start(&["--fault-injection"]).await;
+    let task = json!({"timing": "after_response"});
+    let invalid = [
+        (json!({"tasks": vec![task; 17]}), json!(["body", "tasks"])),
+        (
+            json!({"tasks": [{"work_ms": 600_001}]}),
+            json!(["body", "tasks", 0, "work_ms"]),
+        ),
+        (
+            json!({"stream_chunks": 1025}),
+            json!(["body", "stream_chunks"]),
+        ),
+        (json!({"handler": "flaky"}), json!(["body", "handler"])),
+        (
+            json!({"tasks": [{"fault": "none", "extra": 1}]}),
+            json!(["body", "tasks", 0, "extra"]),
+        ),
+    ];
+    for (body, loc) in invalid {
+        let response = demo.post("/drills", body.clone()).await;
+        assert_eq!(response.status(), 422, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["code"], "validation_error");
+        assert_eq!(error["details"][0]["loc"], loc, "{body}: {error}");
+    }
+    let stats = demo.get_json("/ops/idle").await;
+    assert_eq!(
+        stats["scheduled"], 0,
+        "invalid drills schedule nothing: {stats}"
+    );
+}
