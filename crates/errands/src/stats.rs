@@ -104,12 +104,13 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// Admits one more task, with its id, unless `cap` tasks are unfinished already.
+    /// Admits one more task, with its id, unless `cap` tasks are unfinished already. The
+    /// count never passes `cap`, even for a moment, so a caller is refused only at the limit
+    /// and a snapshot never shows more than `cap` unfinished.
     pub(crate) fn admit(&self, cap: u64) -> Option<TaskId> {
-        if self.unfinished.fetch_add(1, AcqRel) >= cap {
-            self.unfinished.fetch_sub(1, AcqRel);
-            return None;
-        }
+        self.unfinished
+            .fetch_update(AcqRel, Acquire, |n| (n < cap).then_some(n + 1))
+            .ok()?;
         Some(TaskId(self.scheduled.fetch_add(1, Relaxed) + 1))
     }
 
