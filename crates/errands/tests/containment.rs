@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 
 use axum::Router;
 use axum::routing::get;
-use common::{Probe, assert_balanced, idle, probe_reporter};
+use common::{Probe, assert_balanced, idle, reporting_to};
 use errands::testing::TestClient;
 use errands::{Errands, ErrorReport, Origin, Outcome, TaskError, TaskInfo, Tasks};
 
@@ -59,10 +59,7 @@ async fn failing_and_panicking_tasks_affect_neither_siblings_nor_later_requests(
 #[tokio::test]
 async fn a_failing_or_panicking_on_error_is_reported_once_and_contained() {
     let probe = Probe::new();
-    let errands = Errands::builder()
-        .without_tracing_reporter()
-        .reporter(probe_reporter(&probe))
-        .build();
+    let errands = reporting_to(&probe).build();
     let client = TestClient::new(Router::new().layer(errands.layer()), &errands);
     let tasks = errands.tasks();
     tasks
@@ -178,9 +175,7 @@ async fn a_panicking_reporter_does_not_stop_the_other_reporters_or_the_tasks() {
 async fn a_failing_teardown_hook_is_reported_and_the_next_one_still_runs() {
     let probe = Probe::new();
     let (first, last) = (probe.clone(), probe.clone());
-    let errands = Errands::builder()
-        .without_tracing_reporter()
-        .reporter(probe_reporter(&probe))
+    let errands = reporting_to(&probe)
         .on_teardown(move || async move {
             first.hit("first hook");
             if true {
@@ -204,10 +199,7 @@ async fn a_failing_teardown_hook_is_reported_and_the_next_one_still_runs() {
 #[test]
 fn a_task_dropped_with_the_tokio_runtime_is_still_counted_and_reported() {
     let probe = Probe::new();
-    let errands = Errands::builder()
-        .without_tracing_reporter()
-        .reporter(probe_reporter(&probe))
-        .build();
+    let errands = reporting_to(&probe).build();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -268,10 +260,7 @@ impl Drop for PanicsOnDrop {
 #[tokio::test]
 async fn a_cancelled_future_that_panics_when_dropped_is_still_cancelled_once() {
     let probe = Probe::new();
-    let errands = Errands::builder()
-        .without_tracing_reporter()
-        .reporter(probe_reporter(&probe))
-        .build();
+    let errands = reporting_to(&probe).build();
     let bomb = PanicsOnDrop;
     errands
         .tasks()

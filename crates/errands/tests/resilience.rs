@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::post;
-use common::{Probe, assert_balanced, idle, probe_reporter};
+use common::{Probe, assert_balanced, idle, probe_reporter, reporting_to};
 use errands::testing::TestClient;
 use errands::{
     Errands, ErrorHandler, ErrorHandlers, RetryPolicy, ScheduleError, TaskError, TaskInfo, Tasks,
@@ -247,9 +247,7 @@ async fn a_failing_on_error_and_a_panicking_on_retry_are_contained_and_reported_
 #[tokio::test(start_paused = true)]
 async fn shielded_tasks_keep_retrying_during_shutdown_until_the_deadline() {
     let probe = Probe::new();
-    let errands = Errands::builder()
-        .without_tracing_reporter()
-        .reporter(probe_reporter(&probe))
+    let errands = reporting_to(&probe)
         .shutdown_deadline(Duration::from_secs(20))
         .build();
     let runs = Arc::new(AtomicU32::new(0));
@@ -537,10 +535,7 @@ async fn a_task_keeps_its_slot_through_its_on_error_handler() {
 #[tokio::test]
 async fn a_blocking_closure_past_its_timeout_keeps_the_runtime_busy_until_it_returns() {
     let probe = Probe::new();
-    let errands = Errands::builder()
-        .without_tracing_reporter()
-        .reporter(probe_reporter(&probe))
-        .build();
+    let errands = reporting_to(&probe).build();
     let (release_tx, release) = std::sync::mpsc::channel::<()>();
     let done = probe.clone();
     errands

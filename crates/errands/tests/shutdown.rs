@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use common::{PATIENCE, Probe, assert_balanced, probe_reporter};
+use common::{PATIENCE, Probe, assert_balanced, probe_reporter, reporting_to};
 use errands::testing::TestClient;
 use errands::{Errands, ScheduleError, Tasks};
 
@@ -206,9 +206,7 @@ async fn straggler(State(probe): State<Probe>, tasks: Tasks) -> &'static str {
 #[tokio::test(start_paused = true)]
 async fn the_drain_is_bounded_by_its_timeout() {
     let probe = Probe::new();
-    let errands = Errands::builder()
-        .without_tracing_reporter()
-        .reporter(probe_reporter(&probe))
+    let errands = reporting_to(&probe)
         .drain_timeout(Duration::from_secs(5))
         .build();
     let app = Router::new()

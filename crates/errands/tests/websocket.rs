@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
-use common::{PATIENCE, Probe, idle, probe_reporter, serve};
+use common::{PATIENCE, Probe, idle, reporting_to, serve};
 use errands::extract::Query;
 use errands::ws::{Hub, HubConfig, Message};
 use errands::{Errands, Tasks};
@@ -74,10 +74,7 @@ struct Server {
 
 async fn start(config: HubConfig) -> Server {
     let probe = Probe::new();
-    let errands = Errands::builder()
-        .without_tracing_reporter()
-        .reporter(probe_reporter(&probe))
-        .build();
+    let errands = reporting_to(&probe).build();
     let hub = Hub::with_config(&errands, config);
     let app = Router::new()
         .route("/chat", get(chat))

@@ -95,6 +95,13 @@ impl Probe {
     }
 }
 
+/// A runtime builder whose only reporter writes every report to `probe`.
+pub fn reporting_to(probe: &Probe) -> errands::ErrandsBuilder {
+    Errands::builder()
+        .without_tracing_reporter()
+        .reporter(probe_reporter(probe))
+}
+
 /// A reporter that writes `report:<origin>:<outcome>:<task name>` into the probe.
 pub fn probe_reporter(probe: &Probe) -> impl Fn(&ErrorReport) + Send + Sync + 'static {
     let probe = probe.clone();
