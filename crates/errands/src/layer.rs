@@ -2,7 +2,7 @@
 //!
 //! Read top-down, the request path is:
 //!
-//! 1. `call`: take or make the request id, open the request's [`RequestScope`], put it in the
+//! 1. `call`: take or make the request id (and put a new one in the request header), open the request's [`RequestScope`], put it in the
 //!    request extensions (the extractors read the id from it), and enter the request's span.
 //! 2. `ResponseFuture::poll`: run the inner service with panics caught. When it returns, the
 //!    error pipeline ([`errors::respond`]) renders and reports error responses; a panic
@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::extract::MatchedPath;
 use bytes::Bytes;
-use http::{HeaderName, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower::Layer;
 use tower::Service;
@@ -89,10 +89,13 @@ where
                 nested: true,
             };
         }
-        let id = RequestId::from_header(request.headers().get(&X_REQUEST_ID));
-        request
-            .headers_mut()
-            .insert(X_REQUEST_ID, id.header_value());
+        let (id, in_header) = request_id(request.headers());
+        if !in_header {
+            // Inner layers and handlers that read the header see the id too.
+            request
+                .headers_mut()
+                .insert(X_REQUEST_ID, id.header_value());
+        }
         let slot = request.extensions().get::<WorkSlot>().cloned();
         let scope = Arc::new(RequestScope::new(
             self.rt.clone(),
@@ -190,6 +193,19 @@ where
                 Poll::Ready(Ok(finish(response, guard)))
             }
         }
+    }
+}
+
+/// The request's id, and whether the request header already carries exactly it: the first
+/// `x-request-id` value when valid, otherwise a new one.
+fn request_id(headers: &HeaderMap) -> (RequestId, bool) {
+    let mut values = headers.get_all(&X_REQUEST_ID).iter();
+    match values
+        .next()
+        .and_then(|value| RequestId::parse(value.as_bytes()))
+    {
+        Some(id) => (id, values.next().is_none()),
+        None => (RequestId::generate(), false),
     }
 }
 

@@ -276,3 +276,41 @@ async fn request_id_is_echoed_and_unsafe_ids_are_replaced() {
     assert_eq!(id.len(), 36, "a generated UUID: {id}");
     assert_eq!(id.as_bytes()[14], b'7', "UUIDv7: {id}");
 }
+
+/// What the handler sees: its `RequestId`, and every `x-request-id` value of its request.
+async fn seen(id: errands::RequestId, headers: axum::http::HeaderMap) -> String {
+    let values: Vec<&str> = headers
+        .get_all("x-request-id")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    format!("{id} {}", values.join(","))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_header_carries_exactly_the_request_id() {
+    let errands = Errands::new();
+    let app = Router::new()
+        .route("/seen", get(seen))
+        .layer(errands.layer());
+    let addr = serve(app).await;
+    let cases: [&[&str]; 4] = [&[], &["abc-1"], &["bad id"], &["abc-2", "abc-3"]];
+    for sent in cases {
+        let mut request = client().get(format!("http://{addr}/seen"));
+        for value in sent {
+            request = request.header("x-request-id", *value);
+        }
+        let response = request.send().await.unwrap();
+        let echoed = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = response.text().await.unwrap();
+        // One value, the id the handler extracts and the response echoes.
+        assert_eq!(body, format!("{echoed} {echoed}"), "sent {sent:?}");
+        match sent.first() {
+            Some(first) if !first.contains(' ') => assert_eq!(echoed, *first),
+            _ => assert_eq!(echoed.len(), 36, "a generated id for {sent:?}: {echoed}"),
+        }
+    }
+}

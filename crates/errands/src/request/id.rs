@@ -1,8 +1,10 @@
 //! Request ids: accepted from `x-request-id` when safe, otherwise generated.
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
+use bytes::Bytes;
 use http::HeaderValue;
 use http::request::Parts;
 
@@ -47,11 +49,32 @@ impl RequestId {
         HeaderValue::from_bytes(value).ok().map(RequestId)
     }
 
-    /// A new UUIDv7 id (time-ordered).
+    /// A new UUIDv7 id: the Unix time in milliseconds, then 74 random bits.
+    ///
+    /// Ids are time-ordered between milliseconds and unique in practice, but not secret: the
+    /// random bits come from a fast per-thread generator, not a cryptographic one, so never
+    /// use a request id as a token.
+    ///
+    /// ```
+    /// let id = errands::RequestId::generate();
+    /// assert_eq!(id.as_str().len(), 36);
+    /// assert_eq!(&id.as_str()[14..15], "7"); // the UUID version
+    /// ```
     pub fn generate() -> Self {
-        let mut buf = uuid::Uuid::encode_buffer();
-        let text = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
-        RequestId(HeaderValue::from_str(text).expect("a UUID is a valid header value"))
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        let mut random = [0; 10];
+        fastrand::fill(&mut random);
+        let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        uuid.hyphenated().encode_lower(&mut text);
+        // One allocation, shared by every clone of the id (a copied slice would allocate
+        // again when first cloned).
+        RequestId(
+            HeaderValue::from_maybe_shared(Bytes::from_owner(text))
+                .expect("a UUID is a valid header value"),
+        )
     }
 
     /// The accepted header value, or a generated id.

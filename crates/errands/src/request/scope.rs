@@ -61,12 +61,15 @@ pub(crate) struct RequestScope {
     pub(crate) rt: Arc<Inner>,
     pub(crate) id: RequestId,
     pub(crate) method: Method,
-    route: OnceLock<MatchedPath>,
+    /// The route, when the layer runs inside the router (`Router::layer`).
+    route: Option<MatchedPath>,
+    /// The route learned later from the extractors, when the layer wraps the whole router.
+    late_route: OnceLock<MatchedPath>,
     /// The final status, once the handler has returned; 0 until then.
     status: AtomicU16,
     /// The response's [`Delivery`] (`1 + its index`), once the response is over; 0 until then.
     delivery: AtomicU8,
-    pub(crate) watch: Option<Watch>,
+    pub(crate) watch: Option<Box<Watch>>,
     state: Mutex<State>,
 }
 
@@ -89,16 +92,17 @@ impl RequestScope {
         let watch = watched.then(|| {
             let tracker = TaskTracker::new();
             tracker.close();
-            Watch {
+            Box::new(Watch {
                 tracker,
                 live: Mutex::new(HashMap::new()),
-            }
+            })
         });
         RequestScope {
             rt,
             id,
             method,
-            route: route.cloned().map_or_else(OnceLock::new, OnceLock::from),
+            route: route.cloned(),
+            late_route: OnceLock::new(),
             status: AtomicU16::new(0),
             delivery: AtomicU8::new(0),
             watch,
@@ -115,7 +119,10 @@ impl RequestScope {
     }
 
     pub(crate) fn route(&self) -> Option<&str> {
-        self.route.get().map(MatchedPath::as_str)
+        self.route
+            .as_ref()
+            .or_else(|| self.late_route.get())
+            .map(MatchedPath::as_str)
     }
 
     /// The final status of the response, once the handler has returned it.
@@ -135,9 +142,10 @@ impl RequestScope {
     /// Learns the route, unless it is known already.
     pub(crate) fn set_route(&self, route: Option<&MatchedPath>) {
         if let Some(route) = route
-            && self.route.get().is_none()
+            && self.route.is_none()
+            && self.late_route.get().is_none()
         {
-            let _ = self.route.set(route.clone());
+            let _ = self.late_route.set(route.clone());
         }
     }
 
