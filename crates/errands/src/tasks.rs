@@ -118,7 +118,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Tasks {
             .get::<Arc<RequestScope>>()
             .cloned()
             .ok_or(LayerMissing)?;
-        scope.set_route(parts.extensions.get::<MatchedPath>());
+        if scope.route().is_none() {
+            scope.set_route(parts.extensions.get::<MatchedPath>());
+        }
         Ok(Tasks::for_request(&scope))
     }
 }

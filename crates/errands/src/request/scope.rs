@@ -142,8 +142,7 @@ impl RequestScope {
     /// Learns the route, unless it is known already.
     pub(crate) fn set_route(&self, route: Option<&MatchedPath>) {
         if let Some(route) = route
-            && self.route.is_none()
-            && self.late_route.get().is_none()
+            && self.route().is_none()
         {
             let _ = self.late_route.set(route.clone());
         }
