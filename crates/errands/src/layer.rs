@@ -2,8 +2,9 @@
 //!
 //! Read top-down, the request path is:
 //!
-//! 1. `call`: take or make the request id (and put a new one in the request header), open the request's [`RequestScope`], put it in the
-//!    request extensions (the extractors read the id from it), and enter the request's span.
+//! 1. `call`: take or make the request id (a new one goes into the request header too), open
+//!    the request's [`RequestScope`], put it in the request extensions (the extractors read
+//!    the id from it), and enter the request's span.
 //! 2. `ResponseFuture::poll`: run the inner service with panics caught. When it returns, the
 //!    error pipeline ([`errors::respond`]) renders and reports error responses; a panic
 //!    becomes a `500 internal_error` response, reported once. Then the scope learns the final

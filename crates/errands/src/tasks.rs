@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, MatchedPath};
+use axum::extract::FromRequestParts;
 use http::request::Parts;
 
 use crate::errors::{LayerMissing, ScheduleError};
@@ -118,9 +118,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Tasks {
             .get::<Arc<RequestScope>>()
             .cloned()
             .ok_or(LayerMissing)?;
-        if scope.route().is_none() {
-            scope.set_route(parts.extensions.get::<MatchedPath>());
-        }
+        scope.learn_route(&parts.extensions);
         Ok(Tasks::for_request(&scope))
     }
 }

@@ -314,3 +314,31 @@ async fn the_request_header_carries_exactly_the_request_id() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_around_the_whole_router_learns_the_route_from_the_tasks_extractor() {
+    let routes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = routes.clone();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .reporter(move |r: &errands::ErrorReport| seen.lock().unwrap().push(r.route.clone()))
+        .build();
+    async fn failing(tasks: Tasks) -> Result<&'static str, errands::ScheduleError> {
+        tasks
+            .after_response()
+            .schedule(async { Err::<(), _>(std::io::Error::other("failed")) })?;
+        Ok("ok")
+    }
+    let inner = Router::new().route("/items/{id}", get(failing));
+    // The layer runs before the router has matched: the route is not known at `call`.
+    let app = Router::new().fallback_service(tower::Layer::layer(&errands.layer(), inner));
+    let addr = serve(app).await;
+    let response = client()
+        .get(format!("http://{addr}/items/7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "ok");
+    idle(&errands).await;
+    assert_eq!(*routes.lock().unwrap(), [Some("/items/{id}".to_owned())]);
+}

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU8, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use axum::extract::MatchedPath;
-use http::{Method, StatusCode};
+use http::{Extensions, Method, StatusCode};
 use tokio_util::task::TaskTracker;
 
 use crate::runtime::Inner;
@@ -81,7 +81,7 @@ enum Verdict {
 
 impl RequestScope {
     /// A scope for a request whose route is known already when it is matched inside the
-    /// router (the layer added with `Router::layer`), or learned later by `set_route`.
+    /// router (the layer added with `Router::layer`), or learned later by `learn_route`.
     pub(crate) fn new(
         rt: Arc<Inner>,
         id: RequestId,
@@ -139,10 +139,10 @@ impl RequestScope {
         }
     }
 
-    /// Learns the route, unless it is known already.
-    pub(crate) fn set_route(&self, route: Option<&MatchedPath>) {
-        if let Some(route) = route
-            && self.route().is_none()
+    /// Learns the route from a request's extensions, unless it is known already.
+    pub(crate) fn learn_route(&self, extensions: &Extensions) {
+        if self.route().is_none()
+            && let Some(route) = extensions.get::<MatchedPath>()
         {
             let _ = self.late_route.set(route.clone());
         }
