@@ -201,13 +201,10 @@ where
 /// `x-request-id` value when valid, otherwise a new one.
 fn request_id(headers: &HeaderMap) -> (RequestId, bool) {
     let mut values = headers.get_all(&X_REQUEST_ID).iter();
-    match values
-        .next()
-        .and_then(|value| RequestId::parse(value.as_bytes()))
-    {
-        Some(id) => (id, values.next().is_none()),
-        None => (RequestId::generate(), false),
-    }
+    let first = values.next();
+    let id = RequestId::from_header(first);
+    let kept = first.is_some_and(|value| value.as_bytes() == id.as_str().as_bytes());
+    (id, kept && values.next().is_none())
 }
 
 fn finish(mut response: Response<Body>, guard: RequestGuard) -> Response<Body> {
