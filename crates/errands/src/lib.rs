@@ -54,42 +54,61 @@
 //! * Every response with a status of 400 or more is reported once. A handler's own non-empty
 //!   JSON body for a 4xx is kept; every other error body is rendered in the schema.
 
-#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms,
+    unused_qualifications,
+    clippy::dbg_macro,
+    clippy::todo,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
-mod body;
+// The modules from the lowest layer up: a module uses only the ones above it in this list
+// (docs/ARCHITECTURE.md; checked by the `layers` test).
+mod builder;
 mod chain;
+mod errands;
 mod errors;
+mod exec;
 pub mod extract;
-mod layer;
+pub mod layer;
+mod lifecycle;
 mod live;
 mod report;
 mod request;
 mod runtime;
+mod scope;
 mod serve;
 pub mod shutdown;
 mod stats;
 mod task;
 mod tasks;
 pub mod testing;
+mod watch;
 #[cfg(feature = "ws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 pub mod ws;
 
 #[doc = include_str!("docs/semantics.md")]
 pub mod semantics {}
 
+pub use builder::ErrandsBuilder;
+pub use errands::Errands;
 pub use errors::{
-    ApiError, Error, ErrorContext, Format, LayerMissing, Result, ScheduleError, ValidationError,
-    Violation,
+    ApiError, Error, ErrorContext, Format, LayerMissing, Result, ValidationError, Violation,
 };
-pub use layer::{ErrandsLayer, ErrandsService, ResponseFuture};
+pub use layer::{ErrandsLayer, ErrandsService};
 pub use report::{ErrorLink, ErrorReport, Origin, Reporter, TracingReporter};
-pub use request::Delivery;
-pub use request::RequestId;
-pub use runtime::{Errands, ErrandsBuilder};
+pub use request::{Delivery, RequestId};
 pub use shutdown::ShutdownSummary;
 pub use stats::Stats;
 pub use task::{
-    BoxError, ErrorHandler, ErrorHandlers, Field, Outcome, RetryBuilder, RetryPolicy, SkipReason,
-    TaskBuilder, TaskError, TaskId, TaskInfo, TaskResult, Timing,
+    BoxError, ErrorHandler, ErrorHandlers, Field, OnError, Outcome, RetryPolicy, ScheduleError,
+    SkipReason, TaskError, TaskId, TaskInfo, TaskResult, Timing,
 };
-pub use tasks::Tasks;
+pub use tasks::{RetryBuilder, TaskBuilder, Tasks};

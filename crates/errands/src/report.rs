@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use http::{Method, StatusCode};
 use tracing::{Level, field};
 
-use crate::request::{RequestId, RequestScope};
+use crate::request::{RequestId, RequestInfo};
 use crate::task::{Outcome, SkipReason, TaskError, TaskInfo};
 
 /// Where a reported error came from.
@@ -130,26 +130,26 @@ impl ErrorReport {
     pub(crate) fn task(info: &TaskInfo, outcome: Outcome) -> Self {
         let mut report = ErrorReport::new(Origin::Task);
         report.outcome = Some(outcome);
-        if let Some(scope) = &info.meta.request {
-            report = report.request(scope);
+        if let Some(request) = &info.meta.request {
+            report = report.request(request);
         }
         report.task = Some(info.clone());
         report
     }
 
     /// Fills in the request's id, method, route and status.
-    pub(crate) fn request(mut self, scope: &RequestScope) -> Self {
-        self.request_id = Some(scope.id.clone());
-        self.method = Some(scope.method.clone());
-        self.route = scope.route().map(str::to_owned);
-        self.status = scope.status();
+    pub(crate) fn request(mut self, request: &RequestInfo) -> Self {
+        self.request_id = Some(request.id.clone());
+        self.method = Some(request.method.clone());
+        self.route = request.route().map(str::to_owned);
+        self.status = request.status();
         self
     }
 
     /// Sets the status and code sent to the client.
-    pub(crate) fn public(mut self, public: &crate::ApiError) -> Self {
-        self.status = Some(public.status());
-        self.code = Some(public.code().to_owned());
+    pub(crate) fn public(mut self, status: StatusCode, code: &str) -> Self {
+        self.status = Some(status);
+        self.code = Some(code.to_owned());
         self
     }
 

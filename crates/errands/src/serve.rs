@@ -6,7 +6,7 @@ use axum::Router;
 use futures_util::FutureExt;
 use tokio::net::TcpListener;
 
-use crate::runtime::Errands;
+use crate::errands::Errands;
 use crate::shutdown::ShutdownSummary;
 
 impl Errands {
@@ -64,7 +64,7 @@ impl Errands {
                         }
                     }
                 };
-                self.shutdown_with(Some(server_done.boxed())).await
+                self.shutdown_with(server_done.boxed()).await
             }
             Some(_) => self.shutdown().await,
         };

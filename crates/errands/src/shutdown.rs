@@ -1,6 +1,6 @@
 //! The shutdown sequence. Its order is the contract:
 //!
-//! 1. **Drain.** Shutdown starts (a signal, or [`Errands::begin_shutdown`]): the server stops
+//! 1. **Drain.** Shutdown starts (a signal, or [`Errands::begin_shutdown`](crate::Errands::begin_shutdown)): the server stops
 //!    accepting connections and in-flight requests finish, for at most the drain timeout.
 //! 2. **Cancel.** Once no request is in flight, no new `after_*` batch can appear. The runtime
 //!    stops accepting tasks ([`ScheduleError::ShuttingDown`](crate::ScheduleError)) and
@@ -9,21 +9,22 @@
 //!    shutdown deadline. Whatever is still running then is aborted and reported `aborted`.
 //! 4. **Teardown.** Only now do the application's teardown hooks run, in order.
 //!
-//! [`Errands::abort`] (a second signal) skips straight to the abort in whatever step shutdown
+//! [`Errands::abort`](crate::Errands::abort) (a second signal) skips straight to the abort in whatever step shutdown
 //! is. Tasks stop at their next `.await`; a task that never yields cannot be stopped by any
 //! async runtime, so the abort waits at most [`ABORT_GRACE`] for tasks to acknowledge it and
 //! reports any that did not.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use tokio::sync::OnceCell;
 use tokio::time::timeout;
 
 use crate::report::{ErrorReport, Origin};
-use crate::runtime::{Errands, Inner};
+use crate::runtime::Runtime;
 use crate::task::TaskError;
 
 /// How long an abort waits for tasks to stop before shutdown goes on without them.
@@ -47,94 +48,78 @@ pub struct ShutdownSummary {
     pub teardown_failures: usize,
 }
 
-impl Errands {
-    /// Starts shutdown without waiting for it: the future of
-    /// [`shutdown_started`](Errands::shutdown_started) resolves, so a server using it stops
-    /// accepting connections. Call [`shutdown`](Errands::shutdown) to run the sequence.
-    pub fn begin_shutdown(&self) {
-        self.inner.started.cancel();
+/// A teardown hook, run once at the end of shutdown.
+pub(crate) type TeardownHook =
+    Box<dyn FnOnce() -> BoxFuture<'static, Result<(), TaskError>> + Send>;
+
+/// The shutdown of one runtime: its teardown hooks, and the summary of its one run.
+pub(crate) struct Shutdown {
+    teardown: Mutex<Vec<TeardownHook>>,
+    summary: OnceCell<ShutdownSummary>,
+}
+
+impl Shutdown {
+    pub(crate) fn new(teardown: Vec<TeardownHook>) -> Self {
+        Shutdown {
+            teardown: Mutex::new(teardown),
+            summary: OnceCell::new(),
+        }
     }
 
-    /// Resolves once shutdown has started: pass it to
-    /// `axum::serve(..).with_graceful_shutdown(..)` when serving without [`Errands::serve`].
-    pub fn shutdown_started(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.inner.started.clone().cancelled_owned()
-    }
-
-    /// Skips to the abort: the runtime stops accepting tasks, and every task still running
-    /// stops at its next `.await` and is reported `aborted` (unshielded ones `cancelled`).
-    /// This is what a second signal does; [`shutdown`](Errands::shutdown) then finishes fast.
-    pub fn abort(&self) {
-        self.inner.close();
-        self.inner.started.cancel();
-        self.inner.abort.cancel();
-    }
-
-    /// Runs the shutdown sequence (see the [module docs](crate::shutdown)) and returns what it
-    /// did. Calling it again, or concurrently, waits for the same single run.
-    ///
-    /// Await it from `main` (or whatever owns the server), not from a handler or a task: the
-    /// sequence waits for those to finish. From inside them, call
-    /// [`begin_shutdown`](Errands::begin_shutdown) instead.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let errands = errands::Errands::new();
-    /// errands.tasks().immediate().shield().schedule(async { /* finish the payment */ }).unwrap();
-    /// let summary = errands.shutdown().await;
-    /// assert!(summary.completed);
-    /// assert!(errands.tasks().schedule(async {}).is_err());
-    /// # }
-    /// ```
-    pub async fn shutdown(&self) -> ShutdownSummary {
-        self.shutdown_with(None).await
-    }
-
-    pub(crate) async fn shutdown_with(
+    /// Runs the sequence once; a second or concurrent call waits for the same run. `server`
+    /// is the server's own drain, when serving.
+    pub(crate) async fn run(
         &self,
+        rt: &Arc<Runtime>,
         server: Option<BoxFuture<'static, ()>>,
     ) -> ShutdownSummary {
-        let inner = self.inner.clone();
-        *self.inner.shutdown.get_or_init(|| run(inner, server)).await
+        *self
+            .summary
+            .get_or_init(|| run(rt.clone(), &self.teardown, server))
+            .await
     }
 }
 
-async fn run(rt: Arc<Inner>, server: Option<BoxFuture<'static, ()>>) -> ShutdownSummary {
-    rt.started.cancel();
-    tracing::info!(target: "errands", requests_in_flight = rt.requests.len(), "shutdown: draining requests");
+async fn run(
+    rt: Arc<Runtime>,
+    teardown: &Mutex<Vec<TeardownHook>>,
+    server: Option<BoxFuture<'static, ()>>,
+) -> ShutdownSummary {
+    rt.begin_shutdown();
+    tracing::info!(target: "errands", requests_in_flight = rt.requests().len(), "shutdown: draining requests");
     let drain = async {
         let server = async {
             if let Some(server) = server {
                 server.await;
             }
         };
-        tokio::join!(rt.requests.wait(), server);
+        tokio::join!(rt.requests().wait(), server);
     };
     let drained = tokio::select! {
         biased;
-        _ = rt.abort.cancelled() => false,
-        result = timeout(rt.config.drain_timeout, drain) => result.is_ok(),
+        _ = rt.aborted().cancelled() => false,
+        result = timeout(rt.drain_timeout(), drain) => result.is_ok(),
     };
     if !drained {
-        tracing::warn!(target: "errands", requests_in_flight = rt.requests.len(), "shutdown: requests still in flight after the drain");
+        tracing::warn!(target: "errands", requests_in_flight = rt.requests().len(), "shutdown: requests still in flight after the drain");
     }
 
     // A task starting now is either seen by the waits below or sees the runtime closed (see
     // `Pending::start`).
     rt.close();
-    tracing::info!(target: "errands", tasks_running = rt.tasks.len(), "shutdown: cancelling unshielded tasks, waiting for shielded tasks");
-    rt.cancel.cancel();
+    tracing::info!(target: "errands", tasks_running = rt.tasks().len(), "shutdown: cancelling unshielded tasks, waiting for shielded tasks");
+    rt.cancel_unshielded();
     let completed = tokio::select! {
         biased;
-        _ = rt.abort.cancelled() => false,
-        result = timeout(rt.config.shutdown_deadline, rt.tasks.wait()) => result.is_ok(),
+        _ = rt.aborted().cancelled() => false,
+        result = timeout(rt.shutdown_deadline(), rt.tasks().wait()) => result.is_ok(),
     };
     let mut unstopped = 0;
     if !completed {
-        tracing::warn!(target: "errands", tasks_running = rt.tasks.len(), "shutdown: aborting tasks still running");
-        rt.abort.cancel();
-        if timeout(ABORT_GRACE, rt.tasks.wait()).await.is_err() {
-            unstopped = rt.tasks.len() as u64;
+        tracing::warn!(target: "errands", tasks_running = rt.tasks().len(), "shutdown: aborting tasks still running");
+        rt.abort();
+        if timeout(ABORT_GRACE, rt.tasks().wait()).await.is_err() {
+            unstopped = rt.tasks().len() as u64;
             rt.report(
                 ErrorReport::new(Origin::Runtime)
                     .message(format!("{unstopped} tasks did not stop after the abort")),
@@ -142,8 +127,8 @@ async fn run(rt: Arc<Inner>, server: Option<BoxFuture<'static, ()>>) -> Shutdown
         }
     }
 
-    let teardown_failures = run_teardown(&rt).await;
-    let stats = rt.counters.snapshot(rt.requests.len());
+    let teardown_failures = run_teardown(&rt, teardown).await;
+    let stats = rt.stats();
     tracing::info!(target: "errands", cancelled = stats.cancelled, aborted = stats.aborted, "shutdown: complete");
     ShutdownSummary {
         drained,
@@ -155,8 +140,8 @@ async fn run(rt: Arc<Inner>, server: Option<BoxFuture<'static, ()>>) -> Shutdown
     }
 }
 
-async fn run_teardown(rt: &Inner) -> usize {
-    let hooks = std::mem::take(&mut *rt.teardown.lock().unwrap_or_else(|e| e.into_inner()));
+async fn run_teardown(rt: &Runtime, teardown: &Mutex<Vec<TeardownHook>>) -> usize {
+    let hooks = std::mem::take(&mut *teardown.lock().unwrap_or_else(PoisonError::into_inner));
     let mut failures = 0;
     for hook in hooks {
         let result = AssertUnwindSafe(async move { hook().await })

@@ -26,7 +26,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -36,26 +36,16 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+use crate::errands::Errands;
 use crate::report::ErrorReport;
-use crate::request::{RequestId, RequestScope};
-use crate::runtime::Errands;
+use crate::request::RequestId;
 use crate::stats::Stats;
-
-/// Put in a test request's extensions; the layer fills it with the request's scope, so only
-/// test requests pay for it.
-#[derive(Clone, Default)]
-pub(crate) struct WorkSlot(Arc<OnceLock<Arc<RequestScope>>>);
-
-impl WorkSlot {
-    pub(crate) fn fill(&self, scope: &Arc<RequestScope>) {
-        let _ = self.0.set(scope.clone());
-    }
-}
+use crate::watch::{Watch, WatchSlot};
 
 /// An in-process client for a router that includes [`Errands::layer`].
 ///
 /// It captures every report of the runtime (the most recent 10 000).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TestClient {
     app: Router,
     errands: Errands,
@@ -65,7 +55,7 @@ pub struct TestClient {
 impl TestClient {
     /// A client for `app`, whose layer comes from `errands`.
     pub fn new(app: Router, errands: &Errands) -> Self {
-        errands.inner.reporters().capture();
+        errands.rt().reporters().capture();
         TestClient {
             app,
             errands: errands.clone(),
@@ -101,7 +91,7 @@ impl TestClient {
 
     /// Sends any request and reads the whole response body, as a server would hand it over.
     pub async fn send(&self, mut request: Request<Body>) -> TestResponse {
-        let slot = WorkSlot::default();
+        let slot = WatchSlot::default();
         request.extensions_mut().insert(slot.clone());
         let response = match self.app.clone().oneshot(request).await {
             Ok(response) => response,
@@ -117,7 +107,7 @@ impl TestClient {
             status: parts.status,
             headers: parts.headers,
             body,
-            work: slot.0.get().cloned(),
+            watch: slot.get().cloned(),
             errands: self.errands.clone(),
             settle_timeout: self.settle_timeout,
         }
@@ -135,7 +125,7 @@ impl TestClient {
 
     /// Every report captured since the client was made, oldest first.
     pub fn reports(&self) -> Vec<ErrorReport> {
-        self.errands.inner.reporters().capture().snapshot()
+        self.errands.rt().reporters().capture().snapshot()
     }
 }
 
@@ -149,11 +139,12 @@ fn request(method: Method, uri: &str, body: Body) -> Request<Body> {
 }
 
 /// A response whose body was read completely.
+#[derive(Debug)]
 pub struct TestResponse {
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
-    work: Option<Arc<RequestScope>>,
+    watch: Option<(RequestId, Arc<Watch>)>,
     errands: Errands,
     settle_timeout: Duration,
 }
@@ -187,7 +178,7 @@ impl TestResponse {
 
     /// The request's id, from the errands layer.
     pub fn request_id(&self) -> Option<RequestId> {
-        self.work.as_ref().map(|scope| scope.id.clone())
+        self.watch.as_ref().map(|(id, _)| id.clone())
     }
 
     /// Waits until every task this request started is terminal, including tasks it scheduled
@@ -214,20 +205,16 @@ impl TestResponse {
     ///
     /// If the route is not wrapped by the errands layer.
     pub async fn try_settle(&self) -> Result<(), Unsettled> {
-        let scope = self
-            .work
-            .as_ref()
-            .expect("the response did not pass through the errands layer");
-        let watch = scope
+        let (id, watch) = self
             .watch
             .as_ref()
-            .expect("test requests are always watched");
-        match tokio::time::timeout(self.settle_timeout, watch.tracker.wait()).await {
+            .expect("the response did not pass through the errands layer");
+        match tokio::time::timeout(self.settle_timeout, watch.wait()).await {
             Ok(()) => Ok(()),
             Err(_) => Err(Unsettled {
-                request_id: scope.id.to_string(),
+                request_id: id.to_string(),
                 timeout: self.settle_timeout,
-                unfinished: scope.unfinished(),
+                unfinished: watch.unfinished(),
             }),
         }
     }
@@ -236,7 +223,7 @@ impl TestResponse {
     pub fn reports(&self) -> Vec<ErrorReport> {
         let id = self.request_id();
         self.errands
-            .inner
+            .rt()
             .reporters()
             .capture()
             .snapshot()
@@ -270,3 +257,40 @@ impl fmt::Display for Unsettled {
 }
 
 impl std::error::Error for Unsettled {}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::post;
+
+    use super::*;
+    use crate::tasks::Tasks;
+
+    #[tokio::test]
+    async fn a_dropped_runtime_is_freed_after_its_tasks_were_reported() {
+        let errands = Errands::new();
+        let app = Router::new()
+            .route(
+                "/",
+                post(|tasks: Tasks| async move {
+                    let failing = async { Err::<(), _>("the task failed") };
+                    tasks.after_response().schedule(failing).unwrap();
+                    "ok"
+                }),
+            )
+            .layer(errands.layer());
+        let client = TestClient::new(app, &errands);
+        let response = client.post("/").await;
+        response.settle().await;
+        let reports = client.reports();
+        assert_eq!(reports.len(), 1, "the failure was captured: {reports:?}");
+        assert!(reports[0].task.as_ref().unwrap().request_id().is_some());
+
+        let runtime = Arc::downgrade(errands.rt());
+        drop((response, client, errands));
+        assert!(
+            runtime.upgrade().is_none(),
+            "the captured report must not keep the runtime alive"
+        );
+        drop(reports);
+    }
+}

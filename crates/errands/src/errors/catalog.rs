@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use http::{Method, StatusCode};
 
-use super::{ApiError, LayerMissing, ScheduleError, ValidationError};
-use crate::request::{RequestId, RequestScope};
-use crate::task::{TaskBuilder, Timing};
-use crate::tasks::Tasks;
+use super::{ApiError, LayerMissing, ValidationError};
+use crate::request::RequestId;
+use crate::scope::RequestScope;
+use crate::task::{ScheduleError, Timing};
+use crate::tasks::{TaskBuilder, Tasks};
 
 type Mapper =
     Box<dyn Fn(&(dyn StdError + 'static), &ErrorContext) -> Option<ApiError> + Send + Sync>;
@@ -59,7 +60,7 @@ fn builtin(error: &(dyn StdError + 'static)) -> Option<ApiError> {
         return Some(ApiError::from_status(StatusCode::UNPROCESSABLE_ENTITY).with_details(details));
     }
     if let Some(schedule) = error.downcast_ref::<ScheduleError>() {
-        return Some(schedule.public());
+        return Some(super::schedule::public(schedule));
     }
     if error.is::<LayerMissing>() {
         return Some(ApiError::internal());
@@ -88,22 +89,32 @@ impl ErrorContext {
 
     /// The request's id.
     pub fn request_id(&self) -> &RequestId {
-        &self.scope.id
+        &self.scope.info().id
     }
 
     /// The request's method.
     pub fn method(&self) -> &Method {
-        &self.scope.method
+        &self.scope.info().method
     }
 
     /// The matched route, if any.
     pub fn route(&self) -> Option<&str> {
-        self.scope.route()
+        self.scope.info().route()
     }
 
     /// Configures a task attached to the error response: it starts once the error body was
     /// handed to the server, and always runs (it is never skipped for the error status).
     pub fn task(&self) -> TaskBuilder<'_> {
         TaskBuilder::new(&self.tasks, Timing::AfterResponse).always()
+    }
+}
+
+impl std::fmt::Debug for ErrorContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErrorContext")
+            .field("request_id", self.request_id())
+            .field("method", self.method())
+            .field("route", &self.route())
+            .finish()
     }
 }

@@ -23,13 +23,11 @@ mod sqlx;
 mod validation;
 
 pub use api::ApiError;
-pub(crate) use catalog::Catalog;
 pub use catalog::ErrorContext;
 pub use error::{Error, Result};
 pub use format::Format;
 pub use layer_missing::LayerMissing;
-pub(crate) use pipeline::{respond, respond_to_panic};
-pub use schedule::ScheduleError;
+pub(crate) use pipeline::{Pipeline, respond, respond_to_panic};
 pub(crate) use validation::violation_at;
 pub use validation::{ValidationError, Violation};
 

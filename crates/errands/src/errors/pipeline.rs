@@ -9,11 +9,19 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 
+use super::catalog::Catalog;
 use super::error::Carried;
-use super::{ApiError, Error, ErrorContext, is_json, media_type};
+use super::{ApiError, Error, ErrorContext, Format, is_json, media_type};
 use crate::report::{ErrorReport, Origin};
-use crate::request::RequestScope;
+use crate::scope::RequestScope;
 use crate::task::BoxError;
+
+/// How the pipeline maps and renders errors: the catalog and the body format.
+#[derive(Default)]
+pub(crate) struct Pipeline {
+    pub(crate) catalog: Catalog,
+    pub(crate) format: Format,
+}
 
 /// Renders what needs rendering and reports every error status once:
 ///
@@ -23,13 +31,17 @@ use crate::task::BoxError;
 /// * any other error status — empty, a 5xx body (which might carry internal text), a non-JSON
 ///   4xx body such as axum's own plain-text rejections — is rendered with the status's
 ///   default code and message.
-pub(crate) fn respond<B>(response: Response<B>, scope: &Arc<RequestScope>) -> Response<Body>
+pub(crate) fn respond<B>(
+    pipeline: &Pipeline,
+    response: Response<B>,
+    scope: &Arc<RequestScope>,
+) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     if let Some(Carried(error)) = response.extensions().get::<Carried>().cloned() {
-        return render_error(&error, response.headers(), scope);
+        return render_error(pipeline, &error, response.headers(), scope);
     }
     let status = response.status();
     if !is_error(status) {
@@ -37,7 +49,7 @@ where
     }
     // axum's router answers an unknown route (404, no matched route) and a wrong method
     // (405) itself: those are rejections, everything else came from a handler.
-    let routed = scope.route().is_some();
+    let routed = scope.info().route().is_some();
     let origin = match status {
         StatusCode::METHOD_NOT_ALLOWED => Origin::Rejection,
         StatusCode::NOT_FOUND if !routed => Origin::Rejection,
@@ -46,15 +58,15 @@ where
     if keeps_own_body(&response) {
         let mut report = ErrorReport::new(origin)
             .message("handler returned an error response")
-            .request(scope)
+            .request(scope.info())
             .handled(true);
         report.status = Some(status);
-        scope.rt.report(report);
+        scope.rt().report(report);
         return response.map(Body::new);
     }
     let public = ApiError::from_status(status);
     report(scope, origin, &public, "error status", Vec::new(), true);
-    rendered(&public, response.headers(), scope)
+    rendered(pipeline, &public, response.headers(), scope)
 }
 
 /// Whether an error response keeps the body its handler wrote: only a non-empty JSON body
@@ -67,38 +79,44 @@ fn keeps_own_body<B: http_body::Body>(response: &Response<B>) -> bool {
 /// The response for a handler that panicked: `500 internal_error`, reported once with the
 /// panic message (which never reaches the body).
 pub(crate) fn respond_to_panic(
+    pipeline: &Pipeline,
     scope: &Arc<RequestScope>,
     panic: Box<dyn std::any::Any + Send>,
 ) -> Response<Body> {
     let public = ApiError::internal();
-    scope.rt.report(
+    scope.rt().report(
         ErrorReport::new(Origin::Handler)
             .message("handler panicked")
             .panic(panic)
-            .request(scope)
-            .public(&public),
+            .request(scope.info())
+            .public(public.status(), public.code()),
     );
-    scope.rt.config.format.render(&public, Some(&scope.id))
+    pipeline.format.render(&public, Some(&scope.info().id))
 }
 
 fn is_error(status: StatusCode) -> bool {
     status.is_client_error() || status.is_server_error()
 }
 
-fn render_error(error: &Error, headers: &HeaderMap, scope: &Arc<RequestScope>) -> Response<Body> {
+fn render_error(
+    pipeline: &Pipeline,
+    error: &Error,
+    headers: &HeaderMap,
+    scope: &Arc<RequestScope>,
+) -> Response<Body> {
     let ctx = ErrorContext::new(scope);
     let resolved = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        scope.rt.config.catalog.resolve(error.inner(), &ctx)
+        pipeline.catalog.resolve(error.inner(), &ctx)
     }));
     let (public, handled) = match resolved {
         Ok(Some(public)) => (public, true),
         Ok(None) => (ApiError::internal(), false),
         Err(panic) => {
-            scope.rt.report(
+            scope.rt().report(
                 ErrorReport::new(Origin::ErrorHandler)
                     .message("error mapper panicked")
                     .panic(panic)
-                    .request(scope),
+                    .request(scope.info()),
             );
             (ApiError::internal(), false)
         }
@@ -115,7 +133,7 @@ fn render_error(error: &Error, headers: &HeaderMap, scope: &Arc<RequestScope>) -
         error.chain(),
         handled,
     );
-    rendered(&public, headers, scope)
+    rendered(pipeline, &public, headers, scope)
 }
 
 fn report(
@@ -128,11 +146,11 @@ fn report(
 ) {
     let mut report = ErrorReport::new(origin)
         .message(message)
-        .request(scope)
+        .request(scope.info())
         .handled(handled)
-        .public(public);
+        .public(public.status(), public.code());
     report.chain = chain;
-    scope.rt.report(report);
+    scope.rt().report(report);
 }
 
 /// Headers that describe the replaced body, and so must not travel with the new one.
@@ -148,8 +166,13 @@ const REPRESENTATION: [header::HeaderName; 7] = [
 
 /// Renders `public` with the request id, keeping the handler's other headers (such as
 /// `allow` on a 405).
-fn rendered(public: &ApiError, headers: &HeaderMap, scope: &RequestScope) -> Response<Body> {
-    let mut response = scope.rt.config.format.render(public, Some(&scope.id));
+fn rendered(
+    pipeline: &Pipeline,
+    public: &ApiError,
+    headers: &HeaderMap,
+    scope: &RequestScope,
+) -> Response<Body> {
+    let mut response = pipeline.format.render(public, Some(&scope.info().id));
     for (name, value) in headers {
         if !REPRESENTATION.contains(name) {
             response.headers_mut().append(name.clone(), value.clone());

@@ -1,52 +1,26 @@
+//! The public face of a [`ScheduleError`]: `503 overloaded`, `503 shutting_down`, or
+//! `500 internal_error`.
+
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
 use super::{ApiError, Error};
+use crate::task::ScheduleError;
 
-/// Why a task could not be scheduled. The task was not started and counts as `rejected`.
-///
-/// It converts into a response in the errands error schema — `503 overloaded`, `503
-/// shutting_down`, or `500 internal_error` for [`NoRuntime`](ScheduleError::NoRuntime) — so
-/// handlers can use `?`:
-///
-/// ```
-/// use errands::{ScheduleError, Tasks};
-///
-/// async fn handler(tasks: Tasks) -> Result<&'static str, ScheduleError> {
-///     tasks.schedule(async {})?;
-///     Ok("scheduled")
-/// }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ScheduleError {
-    /// Shutdown has passed the request drain: the runtime accepts no new tasks.
-    #[error("the errands runtime is shutting down and accepts no new tasks")]
-    ShuttingDown,
-    /// The runtime already holds `max_running + max_queued` unfinished tasks.
-    #[error("too many background tasks are unfinished; try again later")]
-    Overloaded,
-    /// The call was made outside a tokio runtime.
-    #[error("tasks can only be scheduled from within a tokio runtime")]
-    NoRuntime,
-}
-
-impl ScheduleError {
-    /// The public face of this error.
-    pub(crate) fn public(&self) -> ApiError {
-        match self {
-            ScheduleError::ShuttingDown => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "The service is shutting down.",
-            ),
-            ScheduleError::Overloaded => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "The service is overloaded; try again later.",
-            ),
-            ScheduleError::NoRuntime => ApiError::internal(),
-        }
+/// The public face of a refused schedule call.
+pub(crate) fn public(error: &ScheduleError) -> ApiError {
+    match error {
+        ScheduleError::ShuttingDown => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "The service is shutting down.",
+        ),
+        ScheduleError::Overloaded => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "The service is overloaded; try again later.",
+        ),
+        ScheduleError::NoRuntime => ApiError::internal(),
     }
 }
 

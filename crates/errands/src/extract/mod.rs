@@ -28,6 +28,7 @@ mod form;
 mod json;
 mod path;
 mod query;
+mod scoped;
 mod urlencoded;
 
 pub use form::Form;

@@ -3,12 +3,8 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::FromRequestParts;
 use bytes::Bytes;
 use http::HeaderValue;
-use http::request::Parts;
-
-use crate::errors::LayerMissing;
 
 /// The id of a request: the inbound `x-request-id` when it is 1–128 characters of
 /// `[A-Za-z0-9._:-]`, otherwise a freshly generated UUIDv7.
@@ -104,17 +100,5 @@ impl fmt::Display for RequestId {
 impl fmt::Debug for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestId {
-    type Rejection = LayerMissing;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<std::sync::Arc<super::RequestScope>>()
-            .map(|scope| scope.id.clone())
-            .ok_or(LayerMissing)
     }
 }

@@ -1,9 +1,8 @@
-//! The request side: its id and the per-request scope that holds its pending tasks.
+//! What is known about a request: its id, and the values its tasks and reports carry.
 
-mod batch;
 mod id;
-mod scope;
+mod info;
 
 pub use id::RequestId;
-pub use scope::Delivery;
-pub(crate) use scope::RequestScope;
+pub use info::Delivery;
+pub(crate) use info::RequestInfo;

@@ -2,7 +2,7 @@
 
 use std::error::Error as StdError;
 
-use super::{ErrorHandler, TaskError, TaskInfo, TaskResult};
+use super::{ErrorHandler, OnError, TaskError, TaskInfo};
 
 type Matcher = Box<dyn Fn(&TaskError) -> bool + Send + Sync>;
 
@@ -43,6 +43,15 @@ pub struct ErrorHandlers {
     fallback: Option<ErrorHandler>,
 }
 
+impl std::fmt::Debug for ErrorHandlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErrorHandlers")
+            .field("routes", &self.routes.len())
+            .field("fallback", &self.fallback.is_some())
+            .finish()
+    }
+}
+
 impl ErrorHandlers {
     /// An empty registry.
     pub fn new() -> Self {
@@ -50,53 +59,30 @@ impl ErrorHandlers {
     }
 
     /// Handles failures whose error chain contains an `E`.
-    pub fn on<E, F, Fut>(self, handler: F) -> Self
+    pub fn on<E, F: OnError<Fut>, Fut>(self, handler: F) -> Self
     where
         E: StdError + 'static,
-        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: TaskResult,
     {
         self.route(|error| error.find::<E>().is_some(), handler)
     }
 
     /// Handles panics.
-    pub fn on_panic<F, Fut>(self, handler: F) -> Self
-    where
-        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: TaskResult,
-    {
+    pub fn on_panic<F: OnError<Fut>, Fut>(self, handler: F) -> Self {
         self.route(|error| matches!(error, TaskError::Panicked { .. }), handler)
     }
 
     /// Handles timeouts.
-    pub fn on_timeout<F, Fut>(self, handler: F) -> Self
-    where
-        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: TaskResult,
-    {
+    pub fn on_timeout<F: OnError<Fut>, Fut>(self, handler: F) -> Self {
         self.route(|error| matches!(error, TaskError::TimedOut(_)), handler)
     }
 
     /// Handles whatever no route matched.
-    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
-    where
-        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: TaskResult,
-    {
+    pub fn fallback<F: OnError<Fut>, Fut>(mut self, handler: F) -> Self {
         self.fallback = Some(ErrorHandler::new(handler));
         self
     }
 
-    fn route<F, Fut>(mut self, matches: fn(&TaskError) -> bool, handler: F) -> Self
-    where
-        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: TaskResult,
-    {
+    fn route<F: OnError<Fut>, Fut>(mut self, matches: fn(&TaskError) -> bool, handler: F) -> Self {
         self.routes
             .push((Box::new(matches), ErrorHandler::new(handler)));
         self

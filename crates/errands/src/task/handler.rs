@@ -36,17 +36,8 @@ pub struct ErrorHandler(Arc<HandlerFn>);
 
 impl ErrorHandler {
     /// Wraps an async function of the task's info and error.
-    pub fn new<F, Fut>(handler: F) -> Self
-    where
-        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: TaskResult,
-    {
-        ErrorHandler(Arc::new(move |info, error| {
-            handler(info, error)
-                .map(TaskResult::into_task_result)
-                .boxed()
-        }))
+    pub fn new<F: OnError<Fut>, Fut>(handler: F) -> Self {
+        handler.into_handler()
     }
 
     pub(crate) fn call(
@@ -61,5 +52,46 @@ impl ErrorHandler {
 impl fmt::Debug for ErrorHandler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ErrorHandler")
+    }
+}
+
+mod sealed {
+    pub trait Sealed<Fut> {}
+}
+
+impl<F: Fn(TaskInfo, TaskError) -> Fut, Fut> sealed::Sealed<Fut> for F {}
+
+/// What an `on_error` handler is: an async function of the task's [`TaskInfo`] and its
+/// [`TaskError`], whose output is `()` or a `Result` (see [`TaskResult`]). Any such closure
+/// or function implements it; it names the bound every `on_error` method takes.
+///
+/// ```
+/// use errands::{OnError, TaskError, TaskInfo};
+///
+/// fn alert<F: OnError<Fut>, Fut>(handler: F) -> errands::ErrorHandler {
+///     errands::ErrorHandler::new(handler)
+/// }
+/// let handler = alert(|info: TaskInfo, error: TaskError| async move {
+///     tracing::warn!(task = %info.name(), %error, "alerting on-call");
+/// });
+/// # let _ = handler;
+/// ```
+pub trait OnError<Fut>:
+    Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static + sealed::Sealed<Fut>
+{
+    /// Wraps the function as an [`ErrorHandler`].
+    fn into_handler(self) -> ErrorHandler;
+}
+
+impl<F, Fut> OnError<Fut> for F
+where
+    F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: TaskResult,
+{
+    fn into_handler(self) -> ErrorHandler {
+        ErrorHandler(Arc::new(move |info, error| {
+            self(info, error).map(TaskResult::into_task_result).boxed()
+        }))
     }
 }

@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use tokio::task::futures::TaskLocalFuture;
 
 use super::name::TaskName;
-use crate::request::{Delivery, RequestId, RequestScope};
+use crate::request::{Delivery, RequestId, RequestInfo};
 
 /// A task's id, unique within one [`Errands`](crate::Errands) runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,7 +80,7 @@ pub(crate) struct TaskMeta {
     pub(crate) shielded: bool,
     pub(crate) always: bool,
     pub(crate) fields: Vec<Field>,
-    pub(crate) request: Option<Arc<RequestScope>>,
+    pub(crate) request: Option<Arc<RequestInfo>>,
 }
 
 tokio::task_local! {
@@ -193,17 +193,17 @@ impl TaskInfo {
 
     /// The matched route (for example `/orders/{id}`) of the request that scheduled the task.
     pub fn route(&self) -> Option<&str> {
-        self.meta.request.as_deref().and_then(|r| r.route())
+        self.meta.request.as_deref().and_then(RequestInfo::route)
     }
 
     /// The status of the response of the request, once the handler has returned it.
     pub fn response_status(&self) -> Option<StatusCode> {
-        self.meta.request.as_deref().and_then(|r| r.status())
+        self.meta.request.as_deref().and_then(RequestInfo::status)
     }
 
     /// Whether the response body reached the server completely, once the response is over.
     pub fn delivery(&self) -> Option<Delivery> {
-        self.meta.request.as_deref().and_then(|r| r.delivery())
+        self.meta.request.as_deref().and_then(RequestInfo::delivery)
     }
 }
 

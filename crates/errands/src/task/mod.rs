@@ -1,23 +1,21 @@
-//! Tasks: how they are configured, run, and how they end.
+//! What a task is: its info, its name, how it ends, how it retries, its error handlers, and
+//! why scheduling it can be refused. How tasks run is [`crate::exec`]; how they are
+//! scheduled is [`crate::tasks`].
 
-mod builder;
 mod dispatch;
-mod guarded;
 mod handler;
 mod info;
 mod name;
 mod outcome;
+mod rejected;
 mod retry;
-mod run;
-mod slot;
-mod work;
 
-pub use builder::{RetryBuilder, TaskBuilder};
 pub use dispatch::ErrorHandlers;
-pub use handler::ErrorHandler;
+pub use handler::{ErrorHandler, OnError};
 pub(crate) use info::TaskMeta;
 pub use info::{Field, TaskId, TaskInfo, Timing};
+pub(crate) use name::TaskName;
 pub(crate) use outcome::panic_message;
 pub use outcome::{BoxError, Outcome, SkipReason, TaskError, TaskResult};
+pub use rejected::ScheduleError;
 pub use retry::RetryPolicy;
-pub(crate) use run::{Pending, Prepared};

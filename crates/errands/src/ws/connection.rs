@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hub::{Hub, HubConfig};
 use crate::live::Member;
+use crate::runtime::Runtime;
 
 /// A connection's id, unique within its hub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,6 +93,14 @@ pub struct Connection {
     stream: SplitStream<WebSocket>,
     kick: Kick,
     heartbeat: Arc<Heartbeat>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
@@ -177,7 +186,7 @@ where
     F: FnOnce(Connection) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let _in_flight = Member::request(&hub.inner.rt);
+    let _in_flight = Member::new(&hub.inner.rt, Runtime::requests);
     let config = hub.inner.config.clone();
     let (queue, outgoing) = mpsc::channel(config.buffer);
     let kick = Kick::default();
@@ -239,7 +248,7 @@ async fn write(
     heartbeat: Arc<Heartbeat>,
 ) {
     let config = hub.inner.config.clone();
-    let started = hub.inner.rt.started.clone();
+    let started = hub.inner.rt.started().clone();
     let mut pings = (!config.ping_interval.is_zero()).then(|| {
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval)
     });

@@ -11,9 +11,9 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::connection::{self, ConnectionId, Kick};
-use crate::Errands;
+use crate::errands::Errands;
 use crate::report::{ErrorReport, Origin};
-use crate::runtime::Inner;
+use crate::runtime::Runtime;
 
 /// Limits and timings of a [`Hub`]; start from `HubConfig::default()`.
 ///
@@ -61,7 +61,7 @@ pub struct Hub {
 }
 
 pub(super) struct HubInner {
-    pub(super) rt: Arc<Inner>,
+    pub(super) rt: Arc<Runtime>,
     pub(super) config: HubConfig,
     next_id: AtomicU64,
     state: Mutex<State>,
@@ -89,6 +89,14 @@ pub struct Broadcast {
     pub too_slow: usize,
 }
 
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Hub {
     /// A hub with the default [`HubConfig`], tied to `errands` (its shutdown closes the
     /// connections).
@@ -104,7 +112,7 @@ impl Hub {
         };
         Hub {
             inner: Arc::new(HubInner {
-                rt: errands.inner.clone(),
+                rt: errands.rt().clone(),
                 config,
                 next_id: AtomicU64::new(1),
                 state: Mutex::new(State::default()),

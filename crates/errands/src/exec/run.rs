@@ -30,14 +30,15 @@ use futures_util::future::BoxFuture;
 use pin_project_lite::pin_project;
 use tokio::runtime::Handle;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
 
-use super::slot::Slots;
-use super::work::{Attempt, Work};
-use super::{ErrorHandler, Outcome, SkipReason, TaskError, TaskInfo};
+use super::slot;
+use super::work::{Attempt, BodyCx, Work};
+use crate::lifecycle::Event;
 use crate::report::{ErrorReport, Origin};
-use crate::runtime::Inner;
+use crate::runtime::{Runtime, SlotKind};
+use crate::task::{ErrorHandler, Outcome, SkipReason, TaskError, TaskInfo};
+use crate::watch::Ticket;
 
 /// A task that is ready to start, or to be skipped: queued in a request's batch as
 /// `Box<dyn Pending>`, or started at once without boxing.
@@ -58,12 +59,14 @@ pub(crate) trait Pending: Send {
 }
 
 pub(crate) struct Prepared<W> {
-    pub(crate) rt: Arc<Inner>,
+    pub(crate) rt: Arc<Runtime>,
     pub(crate) handle: Handle,
     pub(crate) info: TaskInfo,
     pub(crate) work: W,
     pub(crate) on_error: Option<ErrorHandler>,
     pub(crate) timeout: Option<Duration>,
+    /// Set when a test watches the task's request.
+    pub(crate) ticket: Option<Ticket>,
 }
 
 impl<W: Work> Pending for Prepared<W> {
@@ -75,13 +78,13 @@ impl<W: Work> Pending for Prepared<W> {
         // Counted before the check, both sequentially consistent, as shutdown closes the
         // runtime before it waits for the count: either shutdown's wait sees this task, or this
         // task sees that the runtime closed and is skipped instead of outliving teardown.
-        self.rt.tasks.enter();
+        self.rt.tasks().enter();
         if self.rt.is_closed() {
             // Counted and reported before it leaves the count, so that shutdown, if it saw
             // the task, also sees it terminal before teardown.
             let rt = self.rt.clone();
             self.skip(SkipReason::ShuttingDown);
-            return rt.tasks.exit();
+            return rt.tasks().exit();
         }
         let Prepared {
             rt,
@@ -90,10 +93,8 @@ impl<W: Work> Pending for Prepared<W> {
             work,
             on_error,
             timeout,
+            ticket,
         } = self;
-        let watched = (info.meta.request.as_ref())
-            .and_then(|r| r.watch.as_ref())
-            .map(|w| w.tracker.token());
         let span = tracing::debug_span!(
             target: "errands",
             "task",
@@ -112,7 +113,7 @@ impl<W: Work> Pending for Prepared<W> {
             slot: None,
             running: false,
             outcome: None,
-            watched,
+            ticket,
         };
         let task = Run::new(task, work);
         // The span is `DEBUG`: usually disabled, and then not worth wrapping the task in.
@@ -124,14 +125,24 @@ impl<W: Work> Pending for Prepared<W> {
     }
 
     fn skip(self, reason: SkipReason) {
-        let Prepared { rt, info, work, .. } = self;
+        let Prepared {
+            rt,
+            info,
+            work,
+            ticket,
+            ..
+        } = self;
         rt.report(
             ErrorReport::task(&info, Outcome::Skipped)
                 .message(format!("task skipped: {reason}"))
                 .skip_reason(reason),
         );
-        rt.counters.finished(Outcome::Skipped, false);
-        finish(&info);
+        rt.emit(Event::Finished {
+            task: &info,
+            outcome: Outcome::Skipped,
+            queued: false,
+        });
+        drop(ticket);
         // The work never runs; a panicking `Drop` in it must not escape into the caller,
         // which may be releasing the rest of a batch.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(work)));
@@ -152,34 +163,34 @@ impl<W: Work> Pending for Prepared<W> {
 /// reported and counted `aborted`. Then it leaves the runtime's started tasks (and its test
 /// request's watch), so `idle()`, shutdown and `settle()` see it gone.
 struct Task {
-    rt: Arc<Inner>,
+    rt: Arc<Runtime>,
     info: TaskInfo,
     on_error: Option<ErrorHandler>,
     timeout: Option<Duration>,
     attempt: Attempt,
     /// The task's slot while it holds one: an async task keeps it through `on_error`, blocking
     /// work takes it along.
-    slot: Option<Slots>,
+    slot: Option<SlotKind>,
     /// The task got a slot: it counts as running, not queued.
     running: bool,
     outcome: Option<Outcome>,
-    watched: Option<TaskTrackerToken>,
+    ticket: Option<Ticket>,
 }
 
 impl Task {
     /// The token that stops this task: `abort` for a shielded task, `cancel` otherwise.
     fn stop_token(&self) -> &CancellationToken {
-        if self.info.is_shielded() {
-            &self.rt.abort
-        } else {
-            &self.rt.cancel
-        }
+        self.rt.stop_token(self.info.is_shielded())
     }
 
     /// The task got its slot: from now on it counts as running.
-    fn hold(&mut self, slot: Slots) {
+    fn hold(&mut self, slot: SlotKind, queued: bool) {
         self.slot = Some(slot);
         self.running = true;
+        self.rt.emit(Event::Started {
+            task: &self.info,
+            queued,
+        });
     }
 
     /// Shutdown stopped the task, queued or at an `.await`: it is `cancelled`, or — shielded —
@@ -194,6 +205,14 @@ impl Task {
             (Outcome::Cancelled, "task cancelled by shutdown")
         };
         let info = self.info.with_attempt(self.attempt.get());
+        if self.running {
+            self.rt.emit(Event::AttemptEnded {
+                task: &info,
+                attempt: info.attempt(),
+                error: Some(&TaskError::Cancelled),
+                retry_in: None,
+            });
+        }
         self.rt
             .report(ErrorReport::task(&info, outcome).message(message));
         self.outcome = Some(outcome);
@@ -204,10 +223,7 @@ impl Task {
     fn failed(&mut self, error: TaskError) -> Option<BoxFuture<'static, ()>> {
         let outcome = error.outcome();
         let info = self.info.with_attempt(self.attempt.get());
-        let handler = self
-            .on_error
-            .take()
-            .or_else(|| self.rt.config.on_error.clone());
+        let handler = self.on_error.take().or_else(|| self.rt.on_error().cloned());
         self.rt.report(
             ErrorReport::task(&info, outcome)
                 .message(match outcome {
@@ -228,8 +244,8 @@ impl Task {
 
 impl Drop for Task {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            slot.give_back(&self.rt);
+        if let Some(kind) = self.slot.take() {
+            slot::give_back(self.rt.slots(kind));
         }
         let outcome = self.outcome.unwrap_or_else(|| {
             self.rt
@@ -238,10 +254,13 @@ impl Drop for Task {
             ));
             Outcome::Aborted
         });
-        self.rt.counters.finished(outcome, !self.running);
-        finish(&self.info);
-        self.rt.tasks.exit();
-        drop(self.watched.take());
+        self.rt.emit(Event::Finished {
+            task: &self.info,
+            outcome,
+            queued: !self.running,
+        });
+        self.rt.tasks().exit();
+        drop(self.ticket.take());
     }
 }
 
@@ -290,18 +309,18 @@ pin_project! {
 impl<W: Work> Run<W> {
     /// Takes a slot at once when one is free; otherwise the task starts `queued`.
     fn new(mut task: Task, work: W) -> Self {
-        let stage = if W::SLOTS.try_take(&task.rt) {
-            task.hold(W::SLOTS);
+        let stage = if slot::try_take(task.rt.slots(W::SLOTS)) {
+            task.hold(W::SLOTS, false);
             Stage::running(&mut task, work)
         } else {
-            task.rt.counters.queued();
+            task.rt.emit(Event::Queued(&task.info));
             // Boxed: waiting in line is the rare path, kept out of every task's future.
             let (rt, stop) = (task.rt.clone(), task.stop_token().clone());
             let slot = Box::pin(async move {
                 tokio::select! {
                     biased;
                     _ = stop.cancelled() => false,
-                    taken = W::SLOTS.take(&rt) => taken,
+                    taken = slot::take(rt.slots(W::SLOTS)) => taken,
                 }
             });
             Stage::Queued {
@@ -325,13 +344,13 @@ impl<W: Work> Stage<W> {
     }
 
     fn running(task: &mut Task, work: W) -> Self {
-        let body = work.into_body(
-            &task.rt,
-            &task.info,
-            task.timeout,
-            &mut task.attempt,
-            &mut task.slot,
-        );
+        let body = work.into_body(BodyCx {
+            rt: &task.rt,
+            info: &task.info,
+            timeout: task.timeout,
+            attempt: &mut task.attempt,
+            slot: &mut task.slot,
+        });
         Stage::Running { body }
     }
 }
@@ -351,8 +370,7 @@ impl<W: Work> Future for Run<W> {
                         return Poll::Ready(());
                     }
                     let work = work.take().expect("a queued task has its work");
-                    task.rt.counters.dequeued();
-                    task.hold(W::SLOTS);
+                    task.hold(W::SLOTS, true);
                     this.stage.set(Stage::running(task, work));
                 }
                 StageProj::Running { body } => {
@@ -372,6 +390,12 @@ impl<W: Work> Future for Run<W> {
                         }
                     };
                     Stage::end(this.stage.as_mut());
+                    task.rt.emit(Event::AttemptEnded {
+                        task: &task.info,
+                        attempt: task.attempt.get(),
+                        error: result.as_ref().err(),
+                        retry_in: None,
+                    });
                     let Err(error) = result else {
                         task.outcome = Some(Outcome::Succeeded);
                         return Poll::Ready(());
@@ -392,22 +416,15 @@ impl<W: Work> Future for Run<W> {
     }
 }
 
-/// Tells the task's request, if any, that the task is over.
-fn finish(info: &TaskInfo) {
-    if let Some(request) = &info.meta.request {
-        request.task_ended(info.id());
-    }
-}
-
 /// Runs an `on_error` handler, contained: its failure, panic or abort is reported once.
-async fn run_handler(rt: Arc<Inner>, info: TaskInfo, handler: ErrorHandler, error: TaskError) {
+async fn run_handler(rt: Arc<Runtime>, info: TaskInfo, handler: ErrorHandler, error: TaskError) {
     let call = {
         let info = info.clone();
         AssertUnwindSafe(async move { handler.call(info, error).await }).catch_unwind()
     };
     let failure = tokio::select! {
         biased;
-        _ = rt.abort.cancelled() => Some((Outcome::Aborted, None)),
+        _ = rt.aborted().cancelled() => Some((Outcome::Aborted, None)),
         result = call => match result {
             Ok(Ok(())) => None,
             Ok(Err(error)) => Some((error.outcome(), Some(error))),

@@ -4,7 +4,7 @@ use std::iter::Chain;
 use std::option;
 use std::vec;
 
-use crate::task::Pending;
+use crate::exec::Pending;
 
 /// The tasks of a request waiting for its `after_route` or its `after_response` moment, in the
 /// order they were scheduled. The first is kept inline: most requests schedule at most one

@@ -4,14 +4,13 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::name::TaskName;
-use super::work::{Blocking, Once, RetryHook, Retrying, Work};
-use super::{
-    ErrorHandler, Field, Pending, Prepared, RetryPolicy, TaskError, TaskId, TaskInfo, TaskMeta,
-    TaskResult, Timing,
+use super::Tasks;
+use crate::exec::{Blocking, Once, Pending, Prepared, RetryHook, Retrying, Work};
+use crate::lifecycle::Event;
+use crate::task::{
+    ErrorHandler, Field, OnError, RetryPolicy, ScheduleError, TaskError, TaskId, TaskInfo,
+    TaskMeta, TaskName, TaskResult, Timing,
 };
-use crate::errors::ScheduleError;
-use crate::tasks::Tasks;
 
 /// Configures one task; made by [`Tasks::immediate`], [`Tasks::after_route`] or
 /// [`Tasks::after_response`], finished by [`schedule`](TaskBuilder::schedule).
@@ -47,6 +46,20 @@ pub struct TaskBuilder<'a> {
     on_error: Option<ErrorHandler>,
     timeout: Option<Duration>,
     fields: Vec<Field>,
+}
+
+impl std::fmt::Debug for TaskBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskBuilder")
+            .field("timing", &self.timing)
+            .field("name", &self.name)
+            .field("shielded", &self.shielded)
+            .field("always", &self.always)
+            .field("on_error", &self.on_error.is_some())
+            .field("timeout", &self.timeout)
+            .field("fields", &self.fields)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> TaskBuilder<'a> {
@@ -86,13 +99,8 @@ impl<'a> TaskBuilder<'a> {
 
     /// Runs `handler` when the task ends `failed`, `panicked` or `timed_out`; it replaces the
     /// runtime's default handler for this task. See [`ErrorHandler`].
-    pub fn on_error<F, Fut>(mut self, handler: F) -> Self
-    where
-        F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: TaskResult,
-    {
-        self.on_error = Some(ErrorHandler::new(handler));
+    pub fn on_error<F: OnError<Fut>, Fut>(mut self, handler: F) -> Self {
+        self.on_error = Some(handler.into_handler());
         self
     }
 
@@ -187,13 +195,17 @@ impl<'a> TaskBuilder<'a> {
                 shielded: self.shielded,
                 always: self.always,
                 fields: self.fields,
-                request: request.cloned(),
+                request: request.map(|scope| scope.info().clone()),
             }),
             attempt: 1,
         };
+        rt.emit(Event::Scheduled(&info));
         let task = Prepared {
             rt: rt.clone(),
             handle,
+            ticket: request
+                .and_then(|scope| scope.watch())
+                .map(|w| w.task(&info)),
             info,
             work,
             on_error: self.on_error,
@@ -232,6 +244,16 @@ pub struct RetryBuilder<'a> {
     task: TaskBuilder<'a>,
     policy: RetryPolicy,
     on_retry: Option<RetryHook>,
+}
+
+impl std::fmt::Debug for RetryBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryBuilder")
+            .field("task", &self.task)
+            .field("policy", &self.policy)
+            .field("on_retry", &self.on_retry.is_some())
+            .finish()
+    }
 }
 
 impl RetryBuilder<'_> {

@@ -1,14 +1,16 @@
-//! The [`Tasks`] extractor: the handle through which handlers schedule work.
+//! The [`Tasks`] extractor: the handle through which handlers schedule work, and the
+//! builders that configure each task.
+
+mod builder;
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
-use http::request::Parts;
+use crate::request::RequestId;
+use crate::runtime::Runtime;
+use crate::scope::RequestScope;
+use crate::task::{ScheduleError, TaskId, TaskResult, Timing};
 
-use crate::errors::{LayerMissing, ScheduleError};
-use crate::request::{RequestId, RequestScope};
-use crate::runtime::Inner;
-use crate::task::{TaskBuilder, TaskId, TaskResult, Timing};
+pub use builder::{RetryBuilder, TaskBuilder};
 
 /// Schedules background tasks for the current request.
 ///
@@ -44,15 +46,23 @@ use crate::task::{TaskBuilder, TaskId, TaskResult, Timing};
 #[derive(Clone)]
 pub struct Tasks(Owner);
 
+impl std::fmt::Debug for Tasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tasks")
+            .field("request_id", &self.request_id())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Whose tasks these are: the runtime's, or a request's (which knows its runtime).
 #[derive(Clone)]
 enum Owner {
-    Runtime(Arc<Inner>),
+    Runtime(Arc<Runtime>),
     Request(Arc<RequestScope>),
 }
 
 impl Tasks {
-    pub(crate) fn for_runtime(rt: &Arc<Inner>) -> Self {
+    pub(crate) fn for_runtime(rt: &Arc<Runtime>) -> Self {
         Tasks(Owner::Runtime(rt.clone()))
     }
 
@@ -60,10 +70,10 @@ impl Tasks {
         Tasks(Owner::Request(scope.clone()))
     }
 
-    pub(crate) fn rt(&self) -> &Arc<Inner> {
+    pub(crate) fn rt(&self) -> &Arc<Runtime> {
         match &self.0 {
             Owner::Runtime(rt) => rt,
-            Owner::Request(scope) => &scope.rt,
+            Owner::Request(scope) => scope.rt(),
         }
     }
 
@@ -105,20 +115,6 @@ impl Tasks {
 
     /// The id of the request this handle belongs to; `None` for [`Errands::tasks`](crate::Errands::tasks).
     pub fn request_id(&self) -> Option<&RequestId> {
-        self.scope().map(|scope| &scope.id)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Tasks {
-    type Rejection = LayerMissing;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let scope = parts
-            .extensions
-            .get::<Arc<RequestScope>>()
-            .cloned()
-            .ok_or(LayerMissing)?;
-        scope.learn_route(&parts.extensions);
-        Ok(Tasks::for_request(&scope))
+        self.scope().map(|scope| &scope.info().id)
     }
 }

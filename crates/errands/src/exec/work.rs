@@ -9,11 +9,24 @@ use futures_util::future::BoxFuture;
 use tokio::task::futures::TaskLocalFuture;
 
 use super::guarded::Guarded;
-use super::slot::{HeldSlot, Slots};
-use super::{RetryPolicy, TaskError, TaskInfo, TaskResult};
+use super::slot::HeldSlot;
+use crate::lifecycle::Event;
 use crate::live::Member;
 use crate::report::{ErrorReport, Origin};
-use crate::runtime::Inner;
+use crate::runtime::{Runtime, SlotKind};
+use crate::task::{Outcome, RetryPolicy, TaskError, TaskInfo, TaskResult};
+
+/// What a task's work gets when it becomes its body.
+pub(crate) struct BodyCx<'a> {
+    pub(crate) rt: &'a Arc<Runtime>,
+    pub(crate) info: &'a TaskInfo,
+    pub(crate) timeout: Option<Duration>,
+    /// The attempt the task is in; work that retries keeps it current.
+    pub(crate) attempt: &'a mut Attempt,
+    /// The task's slot; work that outlives its task (blocking work) takes it along, so the
+    /// slot is held until the work is really over.
+    pub(crate) slot: &'a mut Option<SlotKind>,
+}
 
 /// The body of a task, made into its future once the task holds a slot.
 pub(crate) trait Work: Send + 'static {
@@ -21,18 +34,10 @@ pub(crate) trait Work: Send + 'static {
     type Body: Future<Output = Result<(), TaskError>> + Send + 'static;
 
     /// The slots this kind of work runs under.
-    const SLOTS: Slots;
+    const SLOTS: SlotKind;
 
-    /// Makes the body. Work that retries keeps `attempt` current; work that outlives its task
-    /// (blocking work) takes the `slot` along, so the slot is held until it is really over.
-    fn into_body(
-        self,
-        rt: &Arc<Inner>,
-        info: &TaskInfo,
-        timeout: Option<Duration>,
-        attempt: &mut Attempt,
-        slot: &mut Option<Slots>,
-    ) -> Self::Body;
+    /// Makes the body.
+    fn into_body(self, cx: BodyCx<'_>) -> Self::Body;
 }
 
 /// The attempt a task is in: always 1, unless its work retries and shares a counter.
@@ -64,17 +69,10 @@ where
 {
     type Body = TaskLocalFuture<TaskInfo, Guarded<F>>;
 
-    const SLOTS: Slots = Slots::Running;
+    const SLOTS: SlotKind = SlotKind::Running;
 
-    fn into_body(
-        self,
-        _: &Arc<Inner>,
-        info: &TaskInfo,
-        timeout: Option<Duration>,
-        _: &mut Attempt,
-        _: &mut Option<Slots>,
-    ) -> Self::Body {
-        info.clone().scope(Guarded::new(self.0, timeout))
+    fn into_body(self, cx: BodyCx<'_>) -> Self::Body {
+        cx.info.clone().scope(Guarded::new(self.0, cx.timeout))
     }
 }
 
@@ -97,17 +95,11 @@ where
     // Boxed: retrying tasks are rare, and their loop stays out of the task's own future.
     type Body = BoxFuture<'static, Result<(), TaskError>>;
 
-    const SLOTS: Slots = Slots::Running;
+    const SLOTS: SlotKind = SlotKind::Running;
 
-    fn into_body(
-        self,
-        rt: &Arc<Inner>,
-        info: &TaskInfo,
-        timeout: Option<Duration>,
-        attempt: &mut Attempt,
-        _: &mut Option<Slots>,
-    ) -> Self::Body {
-        let (rt, info, attempt) = (rt.clone(), info.clone(), attempt.shared());
+    fn into_body(self, cx: BodyCx<'_>) -> Self::Body {
+        let (rt, info, attempt) = (cx.rt.clone(), cx.info.clone(), cx.attempt.shared());
+        let timeout = cx.timeout;
         Box::pin(async move {
             loop {
                 let current = attempt.load(Ordering::Relaxed);
@@ -120,19 +112,26 @@ where
                 };
                 match result {
                     Err(error) if self.policy.retries(current, &error) => {
+                        let delay = self.policy.delay(current);
+                        rt.emit(Event::AttemptEnded {
+                            task: &info,
+                            attempt: current,
+                            error: Some(&error),
+                            retry_in: Some(delay),
+                        });
                         if let Some(hook) = &self.on_retry {
                             let called =
                                 std::panic::catch_unwind(AssertUnwindSafe(|| hook(&info, &error)));
                             if let Err(panic) = called {
                                 rt.report(
-                                    ErrorReport::task(&info, super::Outcome::Panicked)
+                                    ErrorReport::task(&info, Outcome::Panicked)
                                         .origin(Origin::ErrorHandler)
                                         .message("on_retry hook panicked")
                                         .panic(panic),
                                 );
                             }
                         }
-                        tokio::time::sleep(self.policy.delay(current)).await;
+                        tokio::time::sleep(delay).await;
                         attempt.store(current + 1, Ordering::Relaxed);
                     }
                     result => return result,
@@ -153,19 +152,13 @@ where
 {
     type Body = BoxFuture<'static, Result<(), TaskError>>;
 
-    const SLOTS: Slots = Slots::Blocking;
+    const SLOTS: SlotKind = SlotKind::Blocking;
 
-    fn into_body(
-        self,
-        rt: &Arc<Inner>,
-        _: &TaskInfo,
-        timeout: Option<Duration>,
-        _: &mut Attempt,
-        slot: &mut Option<Slots>,
-    ) -> Self::Body {
-        let f = self.0;
+    fn into_body(self, cx: BodyCx<'_>) -> Self::Body {
+        let (f, rt, timeout) = (self.0, cx.rt, cx.timeout);
         // The closure keeps its slot, and stays visible to shutdown, until it returns.
-        let held = (slot.take().map(|s| HeldSlot::new(rt, s)), Member::task(rt));
+        let slot = cx.slot.take().map(|kind| HeldSlot::new(rt, slot_of(kind)));
+        let held = (slot, Member::new(rt, Runtime::tasks));
         Box::pin(async move {
             let handle = tokio::task::spawn_blocking(move || {
                 let _held = held;
@@ -186,5 +179,13 @@ where
                 }),
             }
         })
+    }
+}
+
+/// The runtime's semaphore of one kind of slot, as a function a [`HeldSlot`] can keep.
+fn slot_of(kind: SlotKind) -> fn(&Runtime) -> &tokio::sync::Semaphore {
+    match kind {
+        SlotKind::Running => |rt| rt.slots(SlotKind::Running),
+        SlotKind::Blocking => |rt| rt.slots(SlotKind::Blocking),
     }
 }

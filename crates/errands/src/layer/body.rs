@@ -17,8 +17,10 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
+use crate::lifecycle::Event;
 use crate::report::{ErrorReport, Origin};
-use crate::request::{Delivery, RequestScope};
+use crate::request::Delivery;
+use crate::scope::RequestScope;
 use crate::task::BoxError;
 
 /// Keeps a request in flight until its response is over, then releases its batches.
@@ -33,9 +35,11 @@ pub(crate) struct RequestGuard {
 
 impl RequestGuard {
     pub(crate) fn new(scope: Arc<RequestScope>) -> Self {
-        scope.rt.requests.enter();
+        let rt = scope.rt();
+        rt.requests().enter();
+        rt.emit(Event::RequestStarted(scope.info()));
         RequestGuard {
-            watched: scope.watch.as_ref().map(|w| w.tracker.token()),
+            watched: scope.watch().map(|w| w.request()),
             scope,
             delivery: None,
         }
@@ -44,8 +48,10 @@ impl RequestGuard {
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.scope.response_finished(self.delivery);
-        self.scope.rt.requests.exit();
+        let (scope, rt) = (&self.scope, self.scope.rt());
+        scope.response_finished(self.delivery);
+        rt.emit(Event::RequestFinished(scope.info()));
+        rt.requests().exit();
         drop(self.watched.take());
     }
 }
@@ -124,11 +130,11 @@ where
 /// Reports a panic raised while producing the body; the connection is then closed by the
 /// server, since the status line is already sent.
 fn body_panicked(scope: &RequestScope, panic: Box<dyn std::any::Any + Send>) -> BoxError {
-    scope.rt.report(
+    scope.rt().report(
         ErrorReport::new(Origin::Handler)
             .message("response body panicked while streaming")
             .panic(panic)
-            .request(scope),
+            .request(scope.info()),
     );
     "response body panicked".into()
 }

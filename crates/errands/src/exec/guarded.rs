@@ -8,7 +8,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use super::{TaskError, TaskResult};
+use crate::task::{TaskError, TaskResult};
 
 pin_project! {
     /// Polls a task's future, turning its output into a result and its panics into

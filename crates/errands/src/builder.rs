@@ -1,0 +1,218 @@
+//! [`ErrandsBuilder`]: configures a runtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::sync::Semaphore;
+
+use crate::errands::Errands;
+use crate::errors::{ApiError, ErrorContext, Format, Pipeline};
+use crate::report::{Reporter, Reporters, TracingReporter};
+use crate::runtime::{Limits, Runtime};
+use crate::shutdown::{Shutdown, TeardownHook};
+use crate::task::{ErrorHandler, OnError, TaskResult};
+
+impl Default for Errands {
+    fn default() -> Self {
+        Errands::new()
+    }
+}
+
+impl Errands {
+    /// A runtime with the default configuration.
+    pub fn new() -> Self {
+        Errands::builder().build()
+    }
+
+    /// Starts configuring a runtime.
+    pub fn builder() -> ErrandsBuilder {
+        ErrandsBuilder::default()
+    }
+}
+
+/// Configures an [`Errands`] runtime.
+///
+/// ```
+/// use std::time::Duration;
+/// use errands::{Errands, TaskError, TaskInfo};
+///
+/// let errands = Errands::builder()
+///     .drain_timeout(Duration::from_secs(15))
+///     .shutdown_deadline(Duration::from_secs(25))
+///     .on_task_error(|info: TaskInfo, error: TaskError| async move {
+///         tracing::warn!(task = %info.name(), %error, "task failed");
+///     })
+///     .on_teardown(|| async { /* close pools, flush exporters */ })
+///     .build();
+/// # let _ = errands;
+/// ```
+#[must_use]
+pub struct ErrandsBuilder {
+    limits: Limits,
+    on_error: Option<ErrorHandler>,
+    pipeline: Pipeline,
+    reporters: Vec<Arc<dyn Reporter>>,
+    default_reporter: bool,
+    teardown: Vec<TeardownHook>,
+}
+
+impl Default for ErrandsBuilder {
+    fn default() -> Self {
+        ErrandsBuilder {
+            limits: Limits::default(),
+            on_error: None,
+            pipeline: Pipeline::default(),
+            reporters: Vec::new(),
+            default_reporter: true,
+            teardown: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ErrandsBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErrandsBuilder")
+            .field("limits", &self.limits)
+            .field("format", &self.pipeline.format)
+            .field("reporters", &self.reporters.len())
+            .field("default_reporter", &self.default_reporter)
+            .field("teardown_hooks", &self.teardown.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ErrandsBuilder {
+    /// How many tasks may run at once (default 1024; at least 1). Tasks beyond it wait,
+    /// `queued`, for a slot. A task keeps its slot through its retries' backoff and its
+    /// `on_error` handler.
+    pub fn max_running(mut self, tasks: usize) -> Self {
+        self.limits.max_running = tasks.clamp(1, Semaphore::MAX_PERMITS);
+        self
+    }
+
+    /// How many more unfinished tasks — queued for a slot, or waiting for their request's
+    /// `after_*` moment — are accepted beyond `max_running` (default 10 000). Past
+    /// `max_running + max_queued` unfinished tasks, scheduling returns
+    /// [`ScheduleError::Overloaded`](crate::ScheduleError::Overloaded), a `503 overloaded`.
+    pub fn max_queued(mut self, tasks: usize) -> Self {
+        self.limits.max_queued = tasks;
+        self
+    }
+
+    /// How many blocking tasks may run at once (default 16; at least 1), so that background
+    /// blocking work never takes all of tokio's blocking threads from blocking handlers.
+    /// Blocking tasks count towards `max_running + max_queued` too.
+    pub fn max_blocking(mut self, tasks: usize) -> Self {
+        self.limits.max_blocking = tasks.clamp(1, Semaphore::MAX_PERMITS);
+        self
+    }
+
+    /// How long shutdown waits for in-flight requests to finish (default 30 s).
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.drain_timeout = timeout;
+        self
+    }
+
+    /// How long shutdown waits for shielded tasks, counted from the moment unshielded tasks
+    /// are cancelled (default 30 s). What is still running then is aborted.
+    pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
+        self.limits.shutdown_deadline = deadline;
+        self
+    }
+
+    /// The default `on_error` handler for tasks that have none of their own.
+    pub fn on_task_error<F: OnError<Fut>, Fut>(mut self, handler: F) -> Self {
+        self.on_error = Some(handler.into_handler());
+        self
+    }
+
+    /// Maps errors of type `E` — wherever they occur along an error's `source()` chain — to
+    /// their public face. Mappers are tried outermost error first; for the same error, the
+    /// one registered last wins, and user mappers win over the built-in ones. A mapper may
+    /// attach tasks to the error response through [`ErrorContext::task`].
+    ///
+    /// ```
+    /// use axum::http::StatusCode;
+    /// use errands::{ApiError, ErrorContext, Errands};
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("only {available} left")]
+    /// struct InsufficientStock { available: u32 }
+    ///
+    /// async fn notify_purchasing(available: u32) {}
+    ///
+    /// let errands = Errands::builder()
+    ///     .map_error(|e: &InsufficientStock, ctx: &ErrorContext| {
+    ///         let _ = ctx.task().name("notify_purchasing").schedule(notify_purchasing(e.available));
+    ///         ApiError::new(StatusCode::CONFLICT, "insufficient_stock", "Not enough items in stock.")
+    ///             .with_details(serde_json::json!({"available": e.available}))
+    ///     })
+    ///     .build();
+    /// # let _ = errands;
+    /// ```
+    pub fn map_error<E, F>(mut self, mapper: F) -> Self
+    where
+        E: std::error::Error + 'static,
+        F: Fn(&E, &ErrorContext) -> ApiError + Send + Sync + 'static,
+    {
+        self.pipeline.catalog.add(mapper);
+        self
+    }
+
+    /// Renders error bodies as RFC 9457 `application/problem+json` instead of the errands
+    /// schema. See [`Format`].
+    pub fn problem_json(self) -> Self {
+        self.format(Format::Problem)
+    }
+
+    /// Sets the error body format.
+    pub fn format(mut self, format: Format) -> Self {
+        self.pipeline.format = format;
+        self
+    }
+
+    /// Uses an existing [`ErrorHandler`] — for example an [`ErrorHandlers`](crate::ErrorHandlers)
+    /// registry — as the default `on_error` handler.
+    pub fn task_error_handler(mut self, handler: impl Into<ErrorHandler>) -> Self {
+        self.on_error = Some(handler.into());
+        self
+    }
+
+    /// Adds a reporter; every report reaches every reporter once.
+    pub fn reporter(mut self, reporter: impl Reporter) -> Self {
+        self.reporters.push(Arc::new(reporter));
+        self
+    }
+
+    /// Removes the default [`TracingReporter`] (for example when a custom reporter logs).
+    pub fn without_tracing_reporter(mut self) -> Self {
+        self.default_reporter = false;
+        self
+    }
+
+    /// Adds a teardown hook, run once at the very end of shutdown, after every task is
+    /// terminal. Hooks run in the order they were added; a failing or panicking hook is
+    /// reported and the next one still runs.
+    pub fn on_teardown<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskResult,
+    {
+        self.teardown.push(Box::new(move || {
+            hook().map(TaskResult::into_task_result).boxed()
+        }));
+        self
+    }
+
+    /// Builds the runtime.
+    pub fn build(self) -> Errands {
+        let mut reporters = self.reporters;
+        if self.default_reporter {
+            reporters.insert(0, Arc::new(TracingReporter));
+        }
+        let rt = Runtime::new(self.limits, self.on_error, Reporters::new(reporters));
+        Errands::from_parts(rt, self.pipeline, Shutdown::new(self.teardown))
+    }
+}

@@ -1,0 +1,10 @@
+//! Running tasks: a task's work, its slot, its panics and timeout caught, and the future that
+//! carries it to exactly one outcome.
+
+mod guarded;
+mod run;
+mod slot;
+mod work;
+
+pub(crate) use run::{Pending, Prepared};
+pub(crate) use work::{Blocking, Once, RetryHook, Retrying, Work};

@@ -1,0 +1,128 @@
+//! [`ResponseFuture`]: runs the inner service, then the error pipeline, and releases the
+//! request's `after_route` batch.
+
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use pin_project_lite::pin_project;
+
+use super::X_REQUEST_ID;
+use super::body::{CompletionBody, RequestGuard};
+use crate::errors::{self, Pipeline};
+use crate::report::{ErrorReport, Origin};
+use crate::task::{BoxError, SkipReason};
+
+pin_project! {
+    /// The response future of [`ErrandsService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        guard: Option<RequestGuard>,
+        // `None` when an outer errands layer owns the request.
+        pipeline: Option<Arc<Pipeline>>,
+        span: tracing::Span,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn new(
+        inner: F,
+        guard: RequestGuard,
+        pipeline: Arc<Pipeline>,
+        span: tracing::Span,
+    ) -> Self {
+        ResponseFuture {
+            inner,
+            guard: Some(guard),
+            pipeline: Some(pipeline),
+            span,
+        }
+    }
+
+    /// Passes the request through: an outer errands layer already owns it.
+    pub(super) fn nested(inner: F) -> Self {
+        ResponseFuture {
+            inner,
+            guard: None,
+            pipeline: None,
+            span: tracing::Span::none(),
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(pipeline) = this.pipeline.as_deref() else {
+            // Panics propagate to the outer layer, which catches them.
+            return this
+                .inner
+                .poll(cx)
+                .map(|result| result.map(|r| r.map(Body::new)));
+        };
+        let _entered = this.span.enter();
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| this.inner.poll(cx)));
+        let result = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => Ok(result),
+            Err(panic) => Err(panic),
+        };
+        let guard = this
+            .guard
+            .take()
+            .expect("errands ResponseFuture polled after completion");
+        let scope = &guard.scope;
+        match result {
+            Ok(Ok(response)) => {
+                // Error mappers may attach tasks here: the batch is still open.
+                let response = errors::respond(pipeline, response, scope);
+                let status = response.status();
+                let skip = (status.as_u16() >= 400).then_some(SkipReason::ErrorStatus(status));
+                scope.route_finished(status, skip);
+                Poll::Ready(Ok(finish(response, guard)))
+            }
+            Ok(Err(error)) => {
+                // The service failed without a response; the server will close the connection.
+                scope.rt().report(
+                    ErrorReport::new(Origin::Handler)
+                        .message("the inner service failed without a response")
+                        .request(scope.info()),
+                );
+                let status = StatusCode::INTERNAL_SERVER_ERROR;
+                scope.route_finished(status, Some(SkipReason::ErrorStatus(status)));
+                drop(guard);
+                Poll::Ready(Err(error))
+            }
+            Err(panic) => {
+                let response = errors::respond_to_panic(pipeline, scope, panic);
+                scope.route_finished(response.status(), Some(SkipReason::HandlerPanicked));
+                Poll::Ready(Ok(finish(response, guard)))
+            }
+        }
+    }
+}
+
+fn finish(mut response: Response<Body>, guard: RequestGuard) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID, guard.scope.info().id.header_value());
+    response.map(|body| Body::new(CompletionBody::new(body, guard)))
+}

@@ -1,0 +1,145 @@
+//! The errands middleware: [`ErrandsLayer`], its service [`ErrandsService`], its
+//! [`ResponseFuture`] and the response body that tells when the response is over.
+//!
+//! Read top-down, the request path is:
+//!
+//! 1. `call`: take or make the request id (a new one goes into the request header too), open
+//!    the request's [`RequestScope`], put it in the request extensions (the extractors read
+//!    the id from it), and enter the request's span.
+//! 2. `ResponseFuture::poll`: run the inner service with panics caught. When it returns, the
+//!    error pipeline ([`errors::respond`]) renders and reports error responses; a panic
+//!    becomes a `500 internal_error` response, reported once. Then the scope learns the final
+//!    status and releases (or skips) the `after_route` batch.
+//! 3. `finish`: echo the id in the `x-request-id` header, and wrap the body so that its drop
+//!    releases the `after_response` batch.
+
+mod body;
+mod future;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::MatchedPath;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, Request, Response};
+use tower::Layer;
+use tower::Service;
+
+use crate::errors::Pipeline;
+use crate::request::{RequestId, RequestInfo};
+use crate::runtime::Runtime;
+use crate::scope::RequestScope;
+use crate::task::BoxError;
+use crate::watch::WatchSlot;
+
+use body::RequestGuard;
+pub use future::ResponseFuture;
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static(RequestId::HEADER);
+
+/// The layer made by [`Errands::layer`](crate::Errands::layer).
+#[derive(Clone)]
+pub struct ErrandsLayer {
+    rt: Arc<Runtime>,
+    pipeline: Arc<Pipeline>,
+}
+
+impl ErrandsLayer {
+    pub(crate) fn new(rt: Arc<Runtime>, pipeline: Arc<Pipeline>) -> Self {
+        ErrandsLayer { rt, pipeline }
+    }
+}
+
+impl std::fmt::Debug for ErrandsLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErrandsLayer").finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for ErrandsLayer {
+    type Service = ErrandsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ErrandsService {
+            inner,
+            rt: self.rt.clone(),
+            pipeline: self.pipeline.clone(),
+        }
+    }
+}
+
+/// The service made by [`ErrandsLayer`].
+#[derive(Clone)]
+pub struct ErrandsService<S> {
+    inner: S,
+    rt: Arc<Runtime>,
+    pipeline: Arc<Pipeline>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for ErrandsService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErrandsService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ErrandsService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        if request.extensions().get::<Arc<RequestScope>>().is_some() {
+            // An outer errands layer already owns this request: pass it through, so nothing
+            // is tracked or reported twice.
+            return ResponseFuture::nested(self.inner.call(request));
+        }
+        let (id, in_header) = request_id(request.headers());
+        if !in_header {
+            // Inner layers and handlers that read the header see the id too.
+            request
+                .headers_mut()
+                .insert(X_REQUEST_ID, id.header_value());
+        }
+        let watch = (request.extensions().get::<WatchSlot>()).map(|slot| slot.fill(&id));
+        let info = RequestInfo::new(
+            id,
+            request.method().clone(),
+            request.extensions().get::<MatchedPath>(),
+        );
+        let scope = Arc::new(RequestScope::new(self.rt.clone(), info, watch));
+        let info = scope.info();
+        let span = tracing::debug_span!(
+            target: "errands",
+            "request",
+            request_id = %info.id,
+            method = %info.method,
+            route = info.route(),
+        );
+        request.extensions_mut().insert(scope.clone());
+        let guard = RequestGuard::new(scope);
+        let inner = span.in_scope(|| self.inner.call(request));
+        ResponseFuture::new(inner, guard, self.pipeline.clone(), span)
+    }
+}
+
+/// The request's id, and whether the request header already carries exactly it: the first
+/// `x-request-id` value when valid, otherwise a new one.
+fn request_id(headers: &HeaderMap) -> (RequestId, bool) {
+    let mut values = headers.get_all(&X_REQUEST_ID).iter();
+    let first = values.next();
+    let id = RequestId::from_header(first);
+    let kept = first.is_some_and(|value| value.as_bytes() == id.as_str().as_bytes());
+    (id, kept && values.next().is_none())
+}

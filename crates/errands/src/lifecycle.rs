@@ -1,0 +1,123 @@
+//! The lifecycle seam: every event of a task or a request passes through
+//! [`Lifecycle::emit`], and only there is it counted, reported or observed.
+//!
+//! A task moves through these events, each emitted once by the code that makes it happen:
+//!
+//! ```text
+//! admit ─► Scheduled ─┬─────────────► Queued ─► Started ─► AttemptEnded… ─► Finished
+//!   │                 ├─► Held ─► Released ─┘   (or Started at once)        (any outcome)
+//!   └─► Rejected      └─────────────────────────────────────────────────► Finished (skipped)
+//! ```
+//!
+//! and a request through `RequestStarted` and `RequestFinished` (with its status and
+//! delivery). Every report — about a task, a request, a handler of either, teardown or the
+//! runtime itself — is the event `Reported`.
+//!
+//! The consumers live here too: the counters behind [`Stats`](crate::Stats) and the
+//! registered reporters. Each event is built from borrowed values and matched inline, so an
+//! event nobody consumes costs nothing.
+
+use std::time::Duration;
+
+use crate::report::{ErrorReport, Reporters};
+use crate::request::RequestInfo;
+use crate::stats::{Counters, Stats};
+use crate::task::{Outcome, ScheduleError, TaskError, TaskId, TaskInfo};
+
+/// One event of a task's or a request's life.
+///
+/// The counters read only which event it is; the payloads are there for the consumers that
+/// need to know which task or request it was about (metrics, the dashboard, durable jobs).
+#[derive(Debug)]
+#[allow(dead_code)]
+pub(crate) enum Event<'a> {
+    /// A schedule call was refused; the task never existed.
+    Rejected(&'a ScheduleError),
+    /// A task was admitted (counted by [`Lifecycle::admit`]) and described.
+    Scheduled(&'a TaskInfo),
+    /// The task waits for its request's `after_route` or `after_response` moment.
+    Held(&'a TaskInfo),
+    /// Its moment came: the task leaves the held ones, to start or be skipped.
+    Released(&'a TaskInfo),
+    /// The task is due and waits for a free slot.
+    Queued(&'a TaskInfo),
+    /// The task holds a slot and runs; `queued` if it had to wait for one.
+    Started { task: &'a TaskInfo, queued: bool },
+    /// One attempt ended: with `error`, or successfully; `retry_in` when another follows.
+    AttemptEnded {
+        task: &'a TaskInfo,
+        attempt: u32,
+        error: Option<&'a TaskError>,
+        retry_in: Option<Duration>,
+    },
+    /// The task is terminal; `queued` if it ended while waiting for a slot (shutdown).
+    Finished {
+        task: &'a TaskInfo,
+        outcome: Outcome,
+        queued: bool,
+    },
+    /// A request entered the layer.
+    RequestStarted(&'a RequestInfo),
+    /// A request's response is over (or the request was dropped): its status and delivery
+    /// are in the request's info.
+    RequestFinished(&'a RequestInfo),
+    /// An error or a non-successful task, for the reporters.
+    Reported(ErrorReport),
+}
+
+/// The one place events pass through, with their consumers.
+pub(crate) struct Lifecycle {
+    counters: Counters,
+    reporters: Reporters,
+}
+
+impl Lifecycle {
+    pub(crate) fn new(reporters: Reporters) -> Self {
+        Lifecycle {
+            counters: Counters::default(),
+            reporters,
+        }
+    }
+
+    /// Admits one more task with its id, unless `cap` tasks are unfinished already; a refusal
+    /// is counted by the [`Rejected`](Event::Rejected) event the caller emits.
+    pub(crate) fn admit(&self, cap: u64) -> Option<TaskId> {
+        self.counters.admit(cap)
+    }
+
+    /// Passes one event to its consumers.
+    #[inline]
+    pub(crate) fn emit(&self, event: Event<'_>) {
+        let counters = &self.counters;
+        match event {
+            Event::Rejected(_) => counters.rejected(),
+            Event::Held(_) => counters.pending_added(),
+            Event::Released(_) => counters.pending_removed(),
+            Event::Queued(_) => counters.queued(),
+            Event::Started { queued: true, .. } => counters.dequeued(),
+            Event::Finished {
+                outcome, queued, ..
+            } => counters.finished(outcome, queued),
+            Event::Reported(report) => self.reporters.emit(report),
+            Event::Scheduled(_)
+            | Event::Started { queued: false, .. }
+            | Event::AttemptEnded { .. }
+            | Event::RequestStarted(_)
+            | Event::RequestFinished(_) => {}
+        }
+    }
+
+    /// Reports `report`: the event [`Reported`](Event::Reported).
+    pub(crate) fn report(&self, report: ErrorReport) {
+        self.emit(Event::Reported(report));
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn stats(&self, requests_in_flight: usize) -> Stats {
+        self.counters.snapshot(requests_in_flight)
+    }
+
+    pub(crate) fn reporters(&self) -> &Reporters {
+        &self.reporters
+    }
+}

@@ -1,0 +1,203 @@
+//! [`Runtime`]: the state every handle of one errands runtime shares — its limits, slots,
+//! what is in flight, its shutdown signals and its [`Lifecycle`] — with the only methods that
+//! read or change it. [`Errands`](crate::Errands) is the public handle to it.
+//!
+//! The contract of this state, which its users keep through these methods:
+//!
+//! * A task is admitted ([`admit`](Runtime::admit)) before it exists; at most
+//!   `max_running + max_queued` are unfinished at once, and a refusal is counted.
+//! * A started task is in [`tasks`](Runtime::tasks) until it is terminal, and a request is in
+//!   [`requests`](Runtime::requests) until its response is over; shutdown and `idle()` wait
+//!   for both to reach zero.
+//! * Once [`close`](Runtime::close)d, no task is admitted, and a task about to start finds the
+//!   runtime closed (sequentially consistent with the count of started tasks), so a task never
+//!   starts unseen by shutdown.
+//! * Shutdown has three signals: `started` (stop accepting, drain), `cancel` (unshielded tasks
+//!   stop), `abort` (every task stops). An abort also cancels.
+
+mod limits;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::lifecycle::{Event, Lifecycle};
+use crate::live::Live;
+use crate::report::{ErrorReport, Reporters};
+use crate::stats::Stats;
+use crate::task::{ErrorHandler, ScheduleError, TaskId};
+
+pub(crate) use limits::Limits;
+
+/// Which limit a slot counts against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlotKind {
+    /// `max_running`: async tasks.
+    Running,
+    /// `max_blocking`: blocking tasks.
+    Blocking,
+}
+
+/// The shared state of one errands runtime.
+pub(crate) struct Runtime {
+    limits: Limits,
+    /// The default `on_error` handler, for tasks without their own.
+    on_error: Option<ErrorHandler>,
+    lifecycle: Lifecycle,
+    /// One permit per running (async) task.
+    slots: Semaphore,
+    /// One permit per running blocking task.
+    blocking_slots: Semaphore,
+    /// Every started task, and blocking closures still running after their task ended.
+    tasks: Live,
+    /// Every request inside the layer until its response is over, and open WebSocket
+    /// connections.
+    requests: Live,
+    /// Shutdown has started (stop accepting connections, drain requests).
+    started: CancellationToken,
+    /// Cancels unshielded tasks (shutdown step 2); a child of `abort`.
+    cancel: CancellationToken,
+    /// Aborts every task still running (deadline reached, or a second signal).
+    abort: CancellationToken,
+    closed: AtomicBool,
+}
+
+impl Runtime {
+    pub(crate) fn new(
+        limits: Limits,
+        on_error: Option<ErrorHandler>,
+        reporters: Reporters,
+    ) -> Self {
+        // An abort also cancels, so a task waits on one token: unshielded on `cancel`,
+        // shielded on `abort`.
+        let abort = CancellationToken::new();
+        Runtime {
+            slots: Semaphore::new(limits.max_running),
+            blocking_slots: Semaphore::new(limits.max_blocking),
+            limits,
+            on_error,
+            lifecycle: Lifecycle::new(reporters),
+            tasks: Live::default(),
+            requests: Live::default(),
+            started: CancellationToken::new(),
+            cancel: abort.child_token(),
+            abort,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The default `on_error` handler.
+    pub(crate) fn on_error(&self) -> Option<&ErrorHandler> {
+        self.on_error.as_ref()
+    }
+
+    /// Admits one more task, or says why not (emitting [`Event::Rejected`]).
+    pub(crate) fn admit(&self) -> Result<(TaskId, Handle), ScheduleError> {
+        let admitted = || {
+            if self.is_closed() {
+                return Err(ScheduleError::ShuttingDown);
+            }
+            let handle = Handle::try_current().map_err(|_| ScheduleError::NoRuntime)?;
+            let cap = self
+                .limits
+                .max_running
+                .saturating_add(self.limits.max_queued) as u64;
+            let id = self.lifecycle.admit(cap).ok_or(ScheduleError::Overloaded)?;
+            Ok((id, handle))
+        };
+        admitted().inspect_err(|error| self.emit(Event::Rejected(error)))
+    }
+
+    /// Passes an event through the lifecycle seam.
+    #[inline]
+    pub(crate) fn emit(&self, event: Event<'_>) {
+        self.lifecycle.emit(event);
+    }
+
+    /// Reports once, through the lifecycle seam.
+    pub(crate) fn report(&self, report: ErrorReport) {
+        self.lifecycle.report(report);
+    }
+
+    pub(crate) fn reporters(&self) -> &Reporters {
+        self.lifecycle.reporters()
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.lifecycle.stats(self.requests.len())
+    }
+
+    /// The semaphore of one kind of slot.
+    pub(crate) fn slots(&self, kind: SlotKind) -> &Semaphore {
+        match kind {
+            SlotKind::Running => &self.slots,
+            SlotKind::Blocking => &self.blocking_slots,
+        }
+    }
+
+    /// Started tasks not terminal yet.
+    pub(crate) fn tasks(&self) -> &Live {
+        &self.tasks
+    }
+
+    /// Requests whose response is not over, and open WebSocket connections.
+    pub(crate) fn requests(&self) -> &Live {
+        &self.requests
+    }
+
+    /// Whether the runtime stopped accepting tasks (shutdown passed the request drain).
+    /// Sequentially consistent, like the count of started tasks: see `Pending::start`.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting tasks.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// The token that stops a task: `abort` for a shielded task, `cancel` otherwise.
+    pub(crate) fn stop_token(&self, shielded: bool) -> &CancellationToken {
+        if shielded { &self.abort } else { &self.cancel }
+    }
+
+    /// Cancelled once shutdown has started.
+    pub(crate) fn started(&self) -> &CancellationToken {
+        &self.started
+    }
+
+    /// Cancelled once shutdown aborts every task.
+    pub(crate) fn aborted(&self) -> &CancellationToken {
+        &self.abort
+    }
+
+    /// Starts shutdown: stop accepting connections, drain requests.
+    pub(crate) fn begin_shutdown(&self) {
+        self.started.cancel();
+    }
+
+    /// Shutdown step 2: unshielded tasks stop.
+    pub(crate) fn cancel_unshielded(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Every task stops, and no task is accepted any more.
+    pub(crate) fn abort(&self) {
+        self.close();
+        self.started.cancel();
+        self.abort.cancel();
+    }
+
+    /// How long shutdown drains requests.
+    pub(crate) fn drain_timeout(&self) -> Duration {
+        self.limits.drain_timeout
+    }
+
+    /// How long shutdown waits for shielded tasks.
+    pub(crate) fn shutdown_deadline(&self) -> Duration {
+        self.limits.shutdown_deadline
+    }
+}
