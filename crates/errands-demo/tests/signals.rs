@@ -1,4 +1,4 @@
-//! The shutdown order on a real process with real signals (DESIGN §2 "Shutdown").
+//! The shutdown order on a real process with real signals (the semantics page, "Shutdown").
 
 mod common;
 

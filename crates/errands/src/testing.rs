@@ -119,6 +119,10 @@ impl TestClient {
     }
 
     /// Waits until no request and no task of the runtime is in flight.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`Errands::idle`].
     pub async fn idle(&self) {
         self.errands.idle().await
     }
@@ -188,6 +192,10 @@ impl TestResponse {
     ///
     /// After the settle timeout, naming the unfinished tasks; or if the route is not wrapped
     /// by the errands layer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits, and may be called again.
     pub async fn settle(&self) {
         if let Err(unsettled) = self.try_settle().await {
             panic!("{unsettled}");
@@ -204,6 +212,10 @@ impl TestResponse {
     /// # Panics
     ///
     /// If the route is not wrapped by the errands layer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits, and may be called again.
     pub async fn try_settle(&self) -> Result<(), Unsettled> {
         let (id, watch) = self
             .watch

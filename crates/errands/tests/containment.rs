@@ -1,4 +1,4 @@
-//! DESIGN §2 "Containment": a failing task, a failing or panicking `on_error`, a panicking
+//! The semantics page, "Containment": a failing task, a failing or panicking `on_error`, a panicking
 //! reporter or teardown hook is reported once and affects nothing else.
 
 mod common;

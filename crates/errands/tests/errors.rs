@@ -1,4 +1,4 @@
-//! DESIGN §3: every error renders in one schema with the request id, and is reported once.
+//! The semantics page, "The error pipeline": every error renders in one schema with the request id, and is reported once.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! DESIGN §2 "Task configuration" and "Outcomes and accounting": every task ends in exactly
+//! The semantics page, "Outcomes and accounting": every task ends in exactly
 //! one terminal state, every non-success is reported once, `on_error` sees the task's info and
 //! the original error, and argument values never reach logs.
 

@@ -1,4 +1,4 @@
-//! DESIGN §2 "Retries, timeouts, limits": exact counts under paused time.
+//! The semantics page, "Retries, timeouts, limits": exact counts under paused time.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! DESIGN §2 "Shutdown", in process: drain, cancel unshielded, wait for shielded (with their
+//! The semantics page, "Shutdown", in process: drain, cancel unshielded, wait for shielded (with their
 //! `on_error`), abort at the deadline, then teardown. The same order is proven on a real
 //! process with real signals in `errands-demo/tests/signals.rs`.
 

@@ -1,4 +1,4 @@
-//! DESIGN §2 "Timing modes": when each mode spawns, what it waits for, and when it is skipped.
+//! The semantics page, "Timing modes": when each mode spawns, what it waits for, and when it is skipped.
 
 mod common;
 

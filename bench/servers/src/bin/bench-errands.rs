@@ -1,6 +1,6 @@
 //! The errands server: each task is one `after_response` task.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -8,38 +8,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use errands::{Errands, ScheduleError, Tasks};
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
+#[path = "../errands_endpoints.rs"]
+mod endpoints;
 
-#[derive(Debug)]
-struct Failed;
-
-impl std::fmt::Display for Failed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the task failed on purpose")
-    }
-}
-
-impl std::error::Error for Failed {}
-
-async fn task(tasks: Tasks) -> Result<&'static str, ScheduleError> {
-    tasks.after_response().schedule(async {
-        COUNTER.fetch_add(1, Relaxed);
-    })?;
-    Ok("ok")
-}
+use endpoints::{COUNTER, fail, task};
 
 async fn task_io(tasks: Tasks) -> Result<&'static str, ScheduleError> {
     tasks.after_response().schedule(async {
         tokio::time::sleep(Duration::from_millis(5)).await;
         COUNTER.fetch_add(1, Relaxed);
-    })?;
-    Ok("ok")
-}
-
-async fn fail(tasks: Tasks) -> Result<&'static str, ScheduleError> {
-    tasks.after_response().schedule(async {
-        COUNTER.fetch_add(1, Relaxed);
-        Err::<(), _>(Failed)
     })?;
     Ok("ok")
 }

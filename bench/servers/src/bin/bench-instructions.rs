@@ -9,43 +9,20 @@
 //! default reporter's event for a failed task is counted. At the end the task counters must
 //! match the requests sent, or the driver panics: a run that lost work cannot give a figure.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::routing::{get, post};
-use errands::{Errands, ScheduleError, Tasks};
+use errands::Errands;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
+#[path = "../errands_endpoints.rs"]
+mod endpoints;
 
-#[derive(Debug)]
-struct Failed;
-
-impl std::fmt::Display for Failed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the task failed on purpose")
-    }
-}
-
-impl std::error::Error for Failed {}
-
-async fn task(tasks: Tasks) -> Result<&'static str, ScheduleError> {
-    tasks.after_response().schedule(async {
-        COUNTER.fetch_add(1, Relaxed);
-    })?;
-    Ok("ok")
-}
-
-async fn fail(tasks: Tasks) -> Result<&'static str, ScheduleError> {
-    tasks.after_response().schedule(async {
-        COUNTER.fetch_add(1, Relaxed);
-        Err::<(), _>(Failed)
-    })?;
-    Ok("ok")
-}
+use endpoints::{COUNTER, fail, task};
 
 fn usage() -> ! {
     eprintln!("usage: bench-instructions <plain|task|fail> <requests>");

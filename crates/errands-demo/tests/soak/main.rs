@@ -1,4 +1,4 @@
-//! Reliability under load (DESIGN §6), against the demo as a real process over real sockets,
+//! Reliability under load (docs/RELIABILITY.md), against the demo as a real process over real sockets,
 //! with faults injected through its drills (`--fault-injection`):
 //!
 //! * the fault soak: after each round, the accounting invariant holds exactly, the stats and

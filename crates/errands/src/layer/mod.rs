@@ -1,17 +1,20 @@
-//! The errands middleware: [`ErrandsLayer`], its service [`ErrandsService`], its
-//! [`ResponseFuture`] and the response body that tells when the response is over.
+//! The errands middleware: [`ErrandsLayer`] (made by
+//! [`Errands::layer`](crate::Errands::layer)), its service [`ErrandsService`] and its
+//! [`ResponseFuture`], in the manner of tower-http's middleware modules.
 //!
-//! Read top-down, the request path is:
+//! For each request, top-down:
 //!
-//! 1. `call`: take or make the request id (a new one goes into the request header too), open
-//!    the request's [`RequestScope`], put it in the request extensions (the extractors read
-//!    the id from it), and enter the request's span.
-//! 2. `ResponseFuture::poll`: run the inner service with panics caught. When it returns, the
-//!    error pipeline ([`errors::respond`]) renders and reports error responses; a panic
-//!    becomes a `500 internal_error` response, reported once. Then the scope learns the final
-//!    status and releases (or skips) the `after_route` batch.
-//! 3. `finish`: echo the id in the `x-request-id` header, and wrap the body so that its drop
-//!    releases the `after_response` batch.
+//! 1. The service takes or makes the request id (a new one goes into the request header
+//!    too), opens the request's scope, puts it in the request's extensions (the [`Tasks`]
+//!    and [`RequestId`] extractors read it), and enters the request's span.
+//! 2. The response future runs the inner service with panics caught. When it returns, the
+//!    error pipeline renders and reports error responses; a panic becomes a
+//!    `500 internal_error` response, reported once. Then the scope learns the final status
+//!    and releases (or skips) the `after_route` tasks.
+//! 3. The response gets the id in its `x-request-id` header, and its body is wrapped so that
+//!    the body's drop releases the `after_response` tasks.
+//!
+//! [`Tasks`]: crate::Tasks
 
 mod body;
 mod future;

@@ -127,6 +127,10 @@ impl Connection {
 
     /// Resolves once the connection is closing (kicked, too slow, or shutdown). A handler
     /// that only pushes messages can wait on this instead of [`recv`](Connection::recv).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits.
     pub async fn closed(&self) {
         self.kick.closed().await
     }
@@ -134,6 +138,12 @@ impl Connection {
     /// The next text or binary message; `None` once the connection is closing — the client
     /// closed it or went away, it broke the protocol or the size limit, it was too slow, or
     /// the server is shutting down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a message is taken from the socket only in the poll that returns it, so
+    /// dropping the future (in a `select!` branch that lost) loses no message, as with
+    /// `StreamExt::next`. Pongs and pings read in the meantime are handled already.
     pub async fn recv(&mut self) -> Option<Message> {
         loop {
             let next = tokio::select! {
