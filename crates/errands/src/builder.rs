@@ -160,6 +160,51 @@ impl ErrandsBuilder {
         self
     }
 
+    /// Declares `E` an error that stands for another one, the way thiserror's
+    /// `#[error(transparent)]` variants do: their `source()` skips the wrapped error, so no
+    /// type match could find it. With the declaration, every type match — mappers,
+    /// [`RetryPolicy::retry_on`](crate::RetryPolicy::retry_on),
+    /// [`ErrorHandlers::on`](crate::ErrorHandlers::on), `find` — sees the `E` and then the
+    /// error `inner` returns. The declaration is process-wide, as a type's shape is.
+    ///
+    /// `anyhow::Error` (with the `anyhow` feature) and an [`Error`](crate::Error) returned
+    /// by a task need no declaration.
+    ///
+    /// ```
+    /// use axum::http::StatusCode;
+    /// use errands::{ApiError, Errands};
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("connection refused")]
+    /// struct ConnectionError;
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// enum AppError {
+    ///     #[error(transparent)]
+    ///     Connection(#[from] ConnectionError),
+    ///     #[error("out of stock")]
+    ///     OutOfStock,
+    /// }
+    ///
+    /// let errands = Errands::builder()
+    ///     .transparent(|e: &AppError| match e {
+    ///         AppError::Connection(inner) => Some(inner),
+    ///         AppError::OutOfStock => None,
+    ///     })
+    ///     .map_error(|_: &ConnectionError, _: &_| {
+    ///         ApiError::new(StatusCode::BAD_GATEWAY, "upstream", "The upstream is unreachable.")
+    ///     })
+    ///     .build();
+    /// # let _ = errands;
+    /// ```
+    pub fn transparent<E: std::error::Error + 'static>(
+        self,
+        inner: fn(&E) -> Option<&(dyn std::error::Error + 'static)>,
+    ) -> Self {
+        crate::chain::register(inner);
+        self
+    }
+
     /// Renders error bodies as RFC 9457 `application/problem+json` instead of the errands
     /// schema. See [`Format`].
     pub fn problem_json(self) -> Self {

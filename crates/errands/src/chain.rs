@@ -1,7 +1,16 @@
 //! Walking an error's `source()` chain — bounded, since a chain may be long or even loop —
 //! and bounding the texts that reports copy out of errors.
+//!
+//! The walk sees through the wrappers that hide an error's type: `anyhow::Error` (with the
+//! `anyhow` feature) and the types registered with [`ErrandsBuilder::transparent`](crate::ErrandsBuilder::transparent) (such as an enum
+//! with thiserror `#[error(transparent)]` variants). Type matching — mappers, `retry_on`,
+//! the error handler registry, `find` — all walk here.
 
 use std::error::Error as StdError;
+#[cfg(feature = "anyhow")]
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{PoisonError, RwLock};
 
 /// How many errors of a chain are looked at.
 pub(crate) const MAX_DEPTH: usize = 32;
@@ -9,11 +18,17 @@ pub(crate) const MAX_DEPTH: usize = 32;
 /// Longest error or panic message a report keeps, in bytes.
 pub(crate) const MAX_MESSAGE: usize = 4096;
 
-/// `error` and its sources, outermost first, at most [`MAX_DEPTH`].
+/// `error` and its sources, outermost first, at most [`MAX_DEPTH`], seen through wrappers.
+///
+/// A registered transparent error is yielded itself, then the error it stands for (whose
+/// sources follow, as a transparent error's `source()` skips that error).
 pub(crate) fn walk<'a>(
     error: &'a (dyn StdError + 'static),
 ) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(Some(error), |&e| e.source()).take(MAX_DEPTH)
+    std::iter::successors(Some(open_link(error)), |&e| {
+        hidden(e).or_else(|| e.source()).map(open_link)
+    })
+    .take(MAX_DEPTH)
 }
 
 /// The first error of type `E` along the chain.
@@ -34,4 +49,149 @@ pub(crate) fn bounded(mut text: String, max: usize) -> String {
         text.push('…');
     }
     text
+}
+
+/// An `anyhow::Error`, boxed so that the walk can reach the error it holds (anyhow's own
+/// boxed form hides that error's type).
+#[cfg(feature = "anyhow")]
+pub(crate) struct Anyhow(pub(crate) anyhow::Error);
+
+#[cfg(feature = "anyhow")]
+impl fmt::Debug for Anyhow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+#[cfg(feature = "anyhow")]
+impl fmt::Display for Anyhow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+#[cfg(feature = "anyhow")]
+impl StdError for Anyhow {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Boxes a task's or handler's error, keeping what the walk needs to see through it.
+pub(crate) fn boxed<E: Into<crate::task::BoxError> + 'static>(error: E) -> crate::task::BoxError {
+    #[cfg(feature = "anyhow")]
+    let error = match take::<E, anyhow::Error>(error) {
+        Ok(anyhow) => return Box::new(Anyhow(anyhow)),
+        Err(other) => other,
+    };
+    #[cfg(not(feature = "anyhow"))]
+    if std::any::type_name::<E>() == "anyhow::Error" {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            tracing::warn!(
+                target: "errands",
+                "an anyhow::Error reached errands without its `anyhow` feature: type matching \
+                 (mappers, retry_on, error handlers) cannot see the error it holds"
+            );
+        });
+    }
+    error.into()
+}
+
+/// `value` as a `T`, when `E` is `T`.
+#[cfg(feature = "anyhow")]
+fn take<E: 'static, T: 'static>(value: E) -> Result<T, E> {
+    let mut slot = Some(value);
+    match (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<T>>() {
+        Some(taken) => Ok(taken.take().expect("the slot was just filled")),
+        None => Err(slot.expect("the slot is untouched")),
+    }
+}
+
+/// The error a private wrapper stands for, at any depth; anything else as it is.
+pub(crate) fn open<'a>(
+    error: &'a (dyn StdError + Send + Sync + 'static),
+) -> &'a (dyn StdError + Send + Sync + 'static) {
+    #[cfg(feature = "anyhow")]
+    if let Some(Anyhow(inner)) = error.downcast_ref() {
+        return open(&**inner);
+    }
+    error
+}
+
+fn open_link<'a>(error: &'a (dyn StdError + 'static)) -> &'a (dyn StdError + 'static) {
+    #[cfg(feature = "anyhow")]
+    if let Some(Anyhow(inner)) = error.downcast_ref() {
+        return open(&**inner);
+    }
+    error
+}
+
+type Unwrap = Box<
+    dyn for<'a> Fn(&'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)>
+        + Send
+        + Sync,
+>;
+
+/// The registered transparent types; process-wide, as a type's shape is.
+static TRANSPARENT: RwLock<Vec<Unwrap>> = RwLock::new(Vec::new());
+static ANY_TRANSPARENT: AtomicBool = AtomicBool::new(false);
+
+/// Registers `E` as standing for the error `inner` returns.
+pub(crate) fn register<E: StdError + 'static>(inner: fn(&E) -> Option<&(dyn StdError + 'static)>) {
+    let unwrap: Unwrap = Box::new(move |error| error.downcast_ref::<E>().and_then(inner));
+    TRANSPARENT
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(unwrap);
+    ANY_TRANSPARENT.store(true, Ordering::Release);
+}
+
+/// The error a registered transparent error stands for.
+fn hidden<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    if !ANY_TRANSPARENT.load(Ordering::Acquire) {
+        return None;
+    }
+    let registered = TRANSPARENT.read().unwrap_or_else(PoisonError::into_inner);
+    registered.iter().find_map(|unwrap| unwrap(error))
+}
+
+/// Display texts of a chain, without those already part of the text before them (an error
+/// whose `Display` includes its source's, as many do, would otherwise print it twice).
+pub(crate) fn texts<'a>(messages: impl IntoIterator<Item = &'a str>) -> String {
+    let mut text = String::new();
+    let mut previous = "";
+    for message in messages {
+        if !previous.is_empty() && previous.contains(message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(message);
+        previous = message;
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::texts;
+
+    #[test]
+    fn a_source_already_in_its_wrappers_text_is_printed_once() {
+        let chain = [
+            "error returned from database: UNIQUE constraint failed: users.email",
+            "UNIQUE constraint failed: users.email",
+        ];
+        assert_eq!(
+            texts(chain),
+            "error returned from database: UNIQUE constraint failed: users.email"
+        );
+        assert_eq!(
+            texts(["saving user", "disk full"]),
+            "saving user: disk full"
+        );
+        assert_eq!(texts(["a", "", "b"]), "a: b");
+    }
 }

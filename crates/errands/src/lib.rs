@@ -109,6 +109,6 @@ pub use shutdown::ShutdownSummary;
 pub use stats::Stats;
 pub use task::{
     BoxError, ErrorHandler, ErrorHandlers, Field, OnError, Outcome, RetryPolicy, ScheduleError,
-    SkipReason, TaskError, TaskId, TaskInfo, TaskResult, Timing,
+    SharedError, SkipReason, TaskError, TaskId, TaskInfo, TaskResult, Timing,
 };
 pub use tasks::{RetryBuilder, TaskBuilder, Tasks};

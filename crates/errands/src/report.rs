@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use tracing::{Level, field};
 
 use crate::request::{RequestId, RequestInfo};
-use crate::task::{Outcome, SkipReason, TaskError, TaskInfo};
+use crate::task::{Outcome, SharedError, SkipReason, TaskError, TaskInfo};
 
 /// Where a reported error came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +107,8 @@ pub struct ErrorReport {
     pub status: Option<StatusCode>,
     /// The stable error code sent in the body, for errors rendered by the pipeline.
     pub code: Option<String>,
+    /// The original error, for [`ErrorReport::error`].
+    original: Option<SharedError>,
 }
 
 impl ErrorReport {
@@ -124,6 +126,7 @@ impl ErrorReport {
             route: None,
             status: None,
             code: None,
+            original: None,
         }
     }
 
@@ -173,12 +176,29 @@ impl ErrorReport {
         self
     }
 
-    pub(crate) fn error(mut self, error: &TaskError) -> Self {
-        self.chain = match error {
-            TaskError::Failed { error, type_name } => ErrorLink::chain(&**error, Some(type_name)),
-            other => ErrorLink::chain(other, None),
-        };
+    pub(crate) fn task_error(mut self, error: &TaskError) -> Self {
+        match error {
+            TaskError::Failed { error, type_name } => return self.original(error, type_name),
+            other => self.chain = ErrorLink::chain(other, None),
+        }
         self
+    }
+
+    /// Sets the chain from the original error, and keeps the error itself.
+    pub(crate) fn original(mut self, error: &SharedError, type_name: &'static str) -> Self {
+        self.chain = ErrorLink::chain(&**error, Some(type_name));
+        self.original = Some(error.clone());
+        self
+    }
+
+    /// The original error object, when the report is about one: the error a handler returned
+    /// (an [`Error`](crate::Error) or anything converted into it) or the `Err` a task returned
+    /// — for an `anyhow::Error`, the error it holds. Give it to an error tracker that walks
+    /// `source()` itself, or `downcast_ref` it. Panics, timeouts, cancellations, skips and
+    /// error statuses without an error object have none; their [`chain`](Self::chain) says
+    /// what happened.
+    pub fn error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.original.as_deref().map(crate::chain::open)
     }
 
     /// Sets the chain to a panic's message.
@@ -207,16 +227,10 @@ impl ErrorReport {
         }
     }
 
-    /// The error chain as one line: `outer: inner: root`.
+    /// The error chain as one line: `outer: inner: root`; a message already part of the one
+    /// before it (an error whose `Display` includes its source's) is not repeated.
     pub fn chain_text(&self) -> String {
-        let mut text = String::new();
-        for (i, link) in self.chain.iter().enumerate() {
-            if i > 0 {
-                text.push_str(": ");
-            }
-            text.push_str(&link.message);
-        }
-        text
+        crate::chain::texts(self.chain.iter().map(|link| link.message.as_str()))
     }
 }
 

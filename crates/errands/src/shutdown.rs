@@ -156,7 +156,7 @@ async fn run_teardown(rt: &Runtime, teardown: &Mutex<Vec<TeardownHook>>) -> usiz
         rt.report(
             ErrorReport::new(Origin::Teardown)
                 .message("teardown hook failed")
-                .error(&error),
+                .task_error(&error),
         );
     }
     failures

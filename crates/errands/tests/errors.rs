@@ -520,12 +520,19 @@ async fn a_json_4xx_body_written_by_the_handler_is_kept_and_still_reported() {
 #[tokio::test]
 async fn other_error_bodies_are_rendered_in_the_schema() {
     let (_, client) = client();
-    // Plain text, as axum's own rejections write it.
+    // A handler's plain text for a 4xx is its public message (the semantics page).
     let text = client.get("/own-body").await;
-    assert_schema(&text, 400, "bad_request", "Bad request.", Value::Null);
-    // axum's own Json extractor, used by mistake: still the schema.
+    assert_schema(
+        &text,
+        400,
+        "bad_request",
+        "written by the handler",
+        Value::Null,
+    );
+    // axum's own Json extractor: the schema, with axum's location and reason.
     let axum_json = send(&client, "POST", "/axum-json", Some("application/json"), "{").await;
     assert_eq!(axum_json.json()["code"], "bad_request");
+    assert_eq!(axum_json.json()["details"][0]["loc"], json!(["body"]));
     // A 5xx body might carry internal text: always replaced.
     let internal = client.get("/own-500").await;
     assert_schema(

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::catalog;
 use super::{ApiError, Format};
-use crate::report::{ErrorLink, Origin};
-use crate::task::BoxError;
+use crate::report::Origin;
+use crate::task::{BoxError, SharedError};
 
 /// The error type for handlers: any `std::error::Error` converts into it with `?`.
 ///
@@ -42,6 +42,7 @@ pub struct Error {
 /// `Result<T, errands::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+#[cfg(not(feature = "anyhow"))]
 impl<E: StdError + Send + Sync + 'static> From<E> for Error {
     fn from(error: E) -> Self {
         Error {
@@ -52,12 +53,21 @@ impl<E: StdError + Send + Sync + 'static> From<E> for Error {
     }
 }
 
+/// With the `anyhow` feature, anything that converts into a boxed error converts, so that `?`
+/// works on an `anyhow::Result`; type matching sees through the `anyhow::Error`.
+#[cfg(feature = "anyhow")]
+impl<E: Into<BoxError> + 'static> From<E> for Error {
+    fn from(error: E) -> Self {
+        Error::new(error)
+    }
+}
+
 impl Error {
-    /// Wraps any boxable error, such as a `Box<dyn Error + Send + Sync>` or an `anyhow::Error`.
+    /// Wraps any boxable error, such as a `Box<dyn Error + Send + Sync>` or an `anyhow::Error`
+    /// (type matching sees through the latter with the `anyhow` feature).
     pub fn new<E: Into<BoxError> + 'static>(error: E) -> Self {
-        let boxed: BoxError = error.into();
         Error {
-            inner: Arc::from(boxed),
+            inner: Arc::from(crate::chain::boxed(error)),
             type_name: std::any::type_name::<E>(),
             origin: Origin::Handler,
         }
@@ -71,9 +81,9 @@ impl Error {
         }
     }
 
-    /// The wrapped error.
+    /// The wrapped error (for an `anyhow::Error`, the error it holds).
     pub fn inner(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        &*self.inner
+        crate::chain::open(&*self.inner)
     }
 
     /// The first error of type `E` along the `source()` chain.
@@ -85,14 +95,19 @@ impl Error {
         self.origin
     }
 
-    pub(crate) fn chain(&self) -> Vec<ErrorLink> {
-        ErrorLink::chain(self.inner(), Some(self.type_name))
+    pub(crate) fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    /// The error as a task's or a report's [`SharedError`].
+    pub(crate) fn shared(&self) -> SharedError {
+        self.inner.clone()
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
+        fmt::Debug::fmt(&*self.inner, f)
     }
 }
 

@@ -20,6 +20,7 @@ mod pipeline;
 mod schedule;
 #[cfg(feature = "sqlx")]
 mod sqlx;
+mod text;
 mod validation;
 
 pub use api::ApiError;

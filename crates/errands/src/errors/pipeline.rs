@@ -64,9 +64,16 @@ where
         scope.rt().report(report);
         return response.map(Body::new);
     }
-    let public = ApiError::from_status(status);
-    report(scope, origin, &public, "error status", Vec::new(), true);
-    rendered(pipeline, &public, response.headers(), scope)
+    let (parts, body) = response.into_parts();
+    let (public, origin, message) = match super::text::public(status, &parts.headers, body) {
+        Some((public, Origin::Rejection)) => (public, Origin::Rejection, "request rejected"),
+        Some((public, _)) => (public, origin, "error status"),
+        None => (ApiError::from_status(status), origin, "error status"),
+    };
+    scope
+        .rt()
+        .report(request_report(scope, origin, &public, message, true));
+    rendered(pipeline, &public, &parts.headers, scope)
 }
 
 /// Whether an error response keeps the body its handler wrote: only a non-empty JSON body
@@ -125,32 +132,24 @@ fn render_error(
         Origin::Rejection => "request rejected",
         _ => "handler error",
     };
-    report(
-        scope,
-        error.origin(),
-        &public,
-        message,
-        error.chain(),
-        handled,
-    );
+    let report = request_report(scope, error.origin(), &public, message, handled)
+        .original(&error.shared(), error.type_name());
+    scope.rt().report(report);
     rendered(pipeline, &public, headers, scope)
 }
 
-fn report(
+fn request_report(
     scope: &RequestScope,
     origin: Origin,
     public: &ApiError,
     message: &'static str,
-    chain: Vec<crate::report::ErrorLink>,
     handled: bool,
-) {
-    let mut report = ErrorReport::new(origin)
+) -> ErrorReport {
+    ErrorReport::new(origin)
         .message(message)
         .request(scope.info())
         .handled(handled)
-        .public(public.status(), public.code());
-    report.chain = chain;
-    scope.rt().report(report);
+        .public(public.status(), public.code())
 }
 
 /// Headers that describe the replaced body, and so must not travel with the new one.

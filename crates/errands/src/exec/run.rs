@@ -231,7 +231,7 @@ impl Task {
                     Outcome::TimedOut => "task timed out",
                     _ => "task failed",
                 })
-                .error(&error)
+                .task_error(&error)
                 .handled(handler.is_some()),
         );
         // Settled now: if the task is dropped while its handler runs, it stays `outcome`,
@@ -436,7 +436,7 @@ async fn run_handler(rt: Arc<Runtime>, info: TaskInfo, handler: ErrorHandler, er
             .origin(Origin::ErrorHandler)
             .message(format!("on_error handler of task {}", outcome));
         if let Some(error) = &error {
-            report = report.error(error);
+            report = report.task_error(error);
         }
         rt.report(report);
     }

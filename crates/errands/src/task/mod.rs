@@ -16,6 +16,6 @@ pub(crate) use info::TaskMeta;
 pub use info::{Field, TaskId, TaskInfo, Timing};
 pub(crate) use name::TaskName;
 pub(crate) use outcome::panic_message;
-pub use outcome::{BoxError, Outcome, SkipReason, TaskError, TaskResult};
+pub use outcome::{BoxError, Outcome, SharedError, SkipReason, TaskError, TaskResult};
 pub use rejected::ScheduleError;
 pub use retry::RetryPolicy;

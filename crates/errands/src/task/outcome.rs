@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-/// A boxed error, the form in which task errors travel.
+/// A boxed error, the form in which task errors are returned.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A shared error, the form in which a failed task's error travels to its `on_error` handler
+/// and to reporters.
+pub type SharedError = std::sync::Arc<dyn StdError + Send + Sync + 'static>;
 
 /// The terminal state of a scheduled task. Every scheduled task ends in exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -86,8 +90,9 @@ impl fmt::Display for SkipReason {
 pub enum TaskError {
     /// The task returned `Err`.
     Failed {
-        /// The error the task returned.
-        error: BoxError,
+        /// The error the task returned (see [`TaskError::error`] for the error an
+        /// `anyhow::Error` holds).
+        error: SharedError,
         /// The Rust type name of the error the task returned.
         type_name: &'static str,
     },
@@ -136,7 +141,7 @@ impl TaskError {
     /// The error the task returned, for [`Failed`](TaskError::Failed).
     pub fn error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
         match self {
-            TaskError::Failed { error, .. } => Some(error.as_ref()),
+            TaskError::Failed { error, .. } => Some(crate::chain::open(&**error)),
             _ => None,
         }
     }
@@ -159,7 +164,7 @@ impl TaskError {
     /// Wraps an error the way a task returning `Err(error)` does.
     pub fn from_error<E: Into<BoxError> + 'static>(error: E) -> Self {
         TaskError::Failed {
-            error: error.into(),
+            error: crate::chain::boxed(error).into(),
             type_name: std::any::type_name::<E>(),
         }
     }
@@ -171,8 +176,9 @@ impl TaskError {
     }
 }
 
-/// What a task (or an `on_error` handler) may return: `()` or any `Result<T, E>` whose error
-/// converts into a [`BoxError`] (including `anyhow::Error`).
+/// What a task (or an `on_error` handler) may return: `()`, an [`errands::Result`](crate::Result),
+/// or any `Result<T, E>` whose error converts into a [`BoxError`] (including `anyhow::Error`,
+/// which type matching sees through with the `anyhow` feature).
 pub trait TaskResult: Send + 'static {
     /// Converts the output into success or a [`TaskError::Failed`].
     fn into_task_result(self) -> Result<(), TaskError>;
@@ -187,6 +193,15 @@ impl TaskResult for () {
 impl<T: Send + 'static, E: Into<BoxError> + Send + 'static> TaskResult for Result<T, E> {
     fn into_task_result(self) -> Result<(), TaskError> {
         self.map(drop).map_err(TaskError::from_error)
+    }
+}
+
+impl<T: Send + 'static> TaskResult for Result<T, crate::Error> {
+    fn into_task_result(self) -> Result<(), TaskError> {
+        self.map(drop).map_err(|error| TaskError::Failed {
+            type_name: error.type_name(),
+            error: error.shared(),
+        })
     }
 }
 
