@@ -75,6 +75,7 @@ impl std::fmt::Debug for ErrandsBuilder {
         f.debug_struct("ErrandsBuilder")
             .field("limits", &self.limits)
             .field("format", &self.pipeline.format)
+            .field("custom_renderer", &self.pipeline.renderer.is_some())
             .field("reporters", &self.reporters.len())
             .field("default_reporter", &self.default_reporter)
             .field("teardown_hooks", &self.teardown.len())
@@ -214,6 +215,38 @@ impl ErrandsBuilder {
     /// Sets the error body format.
     pub fn format(mut self, format: Format) -> Self {
         self.pipeline.format = format;
+        self
+    }
+
+    /// Renders every error body with `render` instead of a built-in [`Format`], for a
+    /// service with an error contract of its own. Everything else stays: the catalog decides
+    /// the [`ApiError`], every error is reported once, mappers' tasks run, and the
+    /// `x-request-id` header is set on the response. `render` sees only the public face —
+    /// never the original error — so a 5xx body still cannot carry internal text. If it
+    /// panics, that is reported and the body falls back to the errands schema.
+    ///
+    /// ```
+    /// use axum::{Json, response::IntoResponse};
+    /// use errands::{ApiError, Errands, RequestId};
+    /// use serde_json::json;
+    ///
+    /// let errands = Errands::builder()
+    ///     .render_errors(|error: &ApiError, id: &RequestId| {
+    ///         let body = json!({
+    ///             "errors": [{"status": error.status().as_u16(), "code": error.code(),
+    ///                         "title": error.message(), "meta": error.details()}],
+    ///             "trace_id": id.as_str(),
+    ///         });
+    ///         (error.status(), Json(body)).into_response()
+    ///     })
+    ///     .build();
+    /// # let _ = errands;
+    /// ```
+    pub fn render_errors<F>(mut self, render: F) -> Self
+    where
+        F: Fn(&ApiError, &crate::RequestId) -> axum::response::Response + Send + Sync + 'static,
+    {
+        self.pipeline.renderer = Some(Arc::new(render));
         self
     }
 

@@ -13,14 +13,41 @@ use super::catalog::Catalog;
 use super::error::Carried;
 use super::{ApiError, Error, ErrorContext, Format, is_json, media_type};
 use crate::report::{ErrorReport, Origin};
+use crate::request::RequestId;
 use crate::scope::RequestScope;
 use crate::task::BoxError;
 
-/// How the pipeline maps and renders errors: the catalog and the body format.
+/// The application's own error body: see
+/// [`ErrandsBuilder::render_errors`](crate::ErrandsBuilder::render_errors).
+pub(crate) type Renderer = Arc<dyn Fn(&ApiError, &RequestId) -> Response + Send + Sync>;
+
+/// How the pipeline maps and renders errors: the catalog, the body format, and the
+/// application's renderer, which replaces the format when set.
 #[derive(Default)]
 pub(crate) struct Pipeline {
     pub(crate) catalog: Catalog,
     pub(crate) format: Format,
+    pub(crate) renderer: Option<Renderer>,
+}
+
+impl Pipeline {
+    /// The error body for `public`: the application's renderer, or the format (also when the
+    /// renderer panics, which is reported).
+    fn render(&self, public: &ApiError, scope: &RequestScope) -> Response<Body> {
+        let id = &scope.info().id;
+        if let Some(renderer) = &self.renderer {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| renderer(public, id))) {
+                Ok(response) => return response,
+                Err(panic) => scope.rt().report(
+                    ErrorReport::new(Origin::ErrorHandler)
+                        .message("error renderer panicked")
+                        .panic(panic)
+                        .request(scope.info()),
+                ),
+            }
+        }
+        self.format.render(public, Some(id))
+    }
 }
 
 /// Renders what needs rendering and reports every error status once:
@@ -98,7 +125,7 @@ pub(crate) fn respond_to_panic(
             .request(scope.info())
             .public(public.status(), public.code()),
     );
-    pipeline.format.render(&public, Some(&scope.info().id))
+    pipeline.render(&public, scope)
 }
 
 fn is_error(status: StatusCode) -> bool {
@@ -171,7 +198,7 @@ fn rendered(
     headers: &HeaderMap,
     scope: &RequestScope,
 ) -> Response<Body> {
-    let mut response = pipeline.format.render(public, Some(&scope.info().id));
+    let mut response = pipeline.render(public, scope);
     for (name, value) in headers {
         if !REPRESENTATION.contains(name) {
             response.headers_mut().append(name.clone(), value.clone());
