@@ -69,22 +69,12 @@ fn init_logs(format: LogFormat) {
         .with_env_filter(filter);
     match format {
         LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Json => logs
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(errands::logs::JsonLines)
+            .init(),
     }
-    std::panic::set_hook(Box::new(log_panic));
-}
-
-/// Logs a panic as one event, at DEBUG: errands already reports each panic of a handler or
-/// task at ERROR, with the request or task it hit; this event adds where it happened. The
-/// default hook would write to stderr in pieces, splitting log lines written at the same
-/// moment, and JSON lines with them. `RUST_LOG=info,panic=debug` shows these events.
-fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
-    let message = info.payload_as_str().unwrap_or("a non-string payload");
-    let location = info.location().map(ToString::to_string).unwrap_or_default();
-    let backtrace = std::backtrace::Backtrace::capture();
-    if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
-        tracing::debug!(target: "panic", %location, %backtrace, "panicked: {message}");
-    } else {
-        tracing::debug!(target: "panic", %location, "panicked: {message}");
-    }
+    // One event per panic: DEBUG for those errands reports (`RUST_LOG=info,panic=debug`
+    // shows them), ERROR for any other.
+    std::panic::set_hook(errands::logs::panic_hook());
 }

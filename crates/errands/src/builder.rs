@@ -50,6 +50,7 @@ impl Errands {
 #[must_use]
 pub struct ErrandsBuilder {
     limits: Limits,
+    span_level: tracing::Level,
     on_error: Option<ErrorHandler>,
     pipeline: Pipeline,
     reporters: Vec<Arc<dyn Reporter>>,
@@ -61,6 +62,7 @@ impl Default for ErrandsBuilder {
     fn default() -> Self {
         ErrandsBuilder {
             limits: Limits::default(),
+            span_level: tracing::Level::INFO,
             on_error: None,
             pipeline: Pipeline::default(),
             reporters: Vec::new(),
@@ -74,6 +76,7 @@ impl std::fmt::Debug for ErrandsBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ErrandsBuilder")
             .field("limits", &self.limits)
+            .field("span_level", &self.span_level)
             .field("format", &self.pipeline.format)
             .field("custom_renderer", &self.pipeline.renderer.is_some())
             .field("reporters", &self.reporters.len())
@@ -119,6 +122,15 @@ impl ErrandsBuilder {
     /// are cancelled (default 30 s). What is still running then is aborted.
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
         self.limits.shutdown_deadline = deadline;
+        self
+    }
+
+    /// The level of the spans errands opens per request and per task (default `INFO`, so
+    /// that with the usual `info` filter the application's own lines inside a handler or a
+    /// task carry the request id and the task's name). `DEBUG` makes them free unless
+    /// `errands=debug` is enabled. See [`logs`](crate::logs).
+    pub fn span_level(mut self, level: tracing::Level) -> Self {
+        self.span_level = level;
         self
     }
 
@@ -244,7 +256,10 @@ impl ErrandsBuilder {
     /// ```
     pub fn render_errors<F>(mut self, render: F) -> Self
     where
-        F: Fn(&ApiError, &crate::RequestId) -> axum::response::Response + Send + Sync + 'static,
+        F: Fn(&ApiError, &crate::request::RequestId) -> axum::response::Response
+            + Send
+            + Sync
+            + 'static,
     {
         self.pipeline.renderer = Some(Arc::new(render));
         self
@@ -290,7 +305,12 @@ impl ErrandsBuilder {
         if self.default_reporter {
             reporters.insert(0, Arc::new(TracingReporter));
         }
-        let rt = Runtime::new(self.limits, self.on_error, Reporters::new(reporters));
+        let rt = Runtime::new(
+            self.limits,
+            self.span_level,
+            self.on_error,
+            Reporters::new(reporters),
+        );
         Errands::from_parts(rt, self.pipeline, Shutdown::new(self.teardown))
     }
 }

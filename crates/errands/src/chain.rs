@@ -51,6 +51,9 @@ pub(crate) fn bounded(mut text: String, max: usize) -> String {
     text
 }
 
+/// A boxed error (the task layer's `BoxError`).
+type Boxed = Box<dyn StdError + Send + Sync + 'static>;
+
 /// An `anyhow::Error`, boxed so that the walk can reach the error it holds (anyhow's own
 /// boxed form hides that error's type).
 #[cfg(feature = "anyhow")]
@@ -78,7 +81,7 @@ impl StdError for Anyhow {
 }
 
 /// Boxes a task's or handler's error, keeping what the walk needs to see through it.
-pub(crate) fn boxed<E: Into<crate::task::BoxError> + 'static>(error: E) -> crate::task::BoxError {
+pub(crate) fn boxed<E: Into<Boxed> + 'static>(error: E) -> Boxed {
     #[cfg(feature = "anyhow")]
     let error = match take::<E, anyhow::Error>(error) {
         Ok(anyhow) => return Box::new(Anyhow(anyhow)),

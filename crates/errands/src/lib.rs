@@ -79,6 +79,7 @@ pub mod extract;
 pub mod layer;
 mod lifecycle;
 mod live;
+pub mod logs;
 mod report;
 mod request;
 mod runtime;

@@ -144,7 +144,7 @@ async fn run_teardown(rt: &Runtime, teardown: &Mutex<Vec<TeardownHook>>) -> usiz
     let hooks = std::mem::take(&mut *teardown.lock().unwrap_or_else(PoisonError::into_inner));
     let mut failures = 0;
     for hook in hooks {
-        let result = AssertUnwindSafe(async move { hook().await })
+        let result = AssertUnwindSafe(crate::logs::caught(async move { hook().await }))
             .catch_unwind()
             .await;
         let error = match result {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use super::catalog;
 use super::{ApiError, Format};
 use crate::report::Origin;
-use crate::task::{BoxError, SharedError};
+use crate::task::{BoxError, SharedError, TaskError, TaskResult};
 
 /// The error type for handlers: any `std::error::Error` converts into it with `?`.
 ///
@@ -114,6 +114,17 @@ impl fmt::Debug for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+/// A task may return an `errands::Result`: type matching still finds the types along the
+/// error's chain.
+impl<T: Send + 'static> TaskResult for Result<T, Error> {
+    fn into_task_result(self) -> Result<(), TaskError> {
+        self.map(drop).map_err(|error| TaskError::Failed {
+            type_name: error.type_name,
+            error: error.inner,
+        })
     }
 }
 

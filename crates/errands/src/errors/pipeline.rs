@@ -1,7 +1,6 @@
 //! The pipeline step of the layer: turn a handler's response into the response to send, and
 //! report every error response exactly once.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -36,7 +35,7 @@ impl Pipeline {
     fn render(&self, public: &ApiError, scope: &RequestScope) -> Response<Body> {
         let id = &scope.info().id;
         if let Some(renderer) = &self.renderer {
-            match std::panic::catch_unwind(AssertUnwindSafe(|| renderer(public, id))) {
+            match crate::logs::catch(|| renderer(public, id)) {
                 Ok(response) => return response,
                 Err(panic) => scope.rt().report(
                     ErrorReport::new(Origin::ErrorHandler)
@@ -139,9 +138,7 @@ fn render_error(
     scope: &Arc<RequestScope>,
 ) -> Response<Body> {
     let ctx = ErrorContext::new(scope);
-    let resolved = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        pipeline.catalog.resolve(error.inner(), &ctx)
-    }));
+    let resolved = crate::logs::catch(|| pipeline.catalog.resolve(error.inner(), &ctx));
     let (public, handled) = match resolved {
         Ok(Some(public)) => (public, true),
         Ok(None) => (ApiError::internal(), false),

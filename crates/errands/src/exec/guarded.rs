@@ -1,6 +1,5 @@
 //! [`Guarded`]: one attempt of a task's future, with its panics caught and its timeout applied.
 
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -64,8 +63,6 @@ where
     F: Future,
     F::Output: TaskResult,
 {
-    std::panic::catch_unwind(AssertUnwindSafe(|| {
-        future.poll(cx).map(TaskResult::into_task_result)
-    }))
-    .unwrap_or_else(|panic| Poll::Ready(Err(TaskError::from_panic(panic))))
+    crate::logs::catch(|| future.poll(cx).map(TaskResult::into_task_result))
+        .unwrap_or_else(|panic| Poll::Ready(Err(TaskError::from_panic(panic))))
 }

@@ -95,7 +95,8 @@ impl<W: Work> Pending for Prepared<W> {
             timeout,
             ticket,
         } = self;
-        let span = tracing::debug_span!(
+        let span = crate::logs::span_at!(
+            rt.span_level(),
             target: "errands",
             "task",
             task.id = info.id().as_u64(),
@@ -420,7 +421,7 @@ impl<W: Work> Future for Run<W> {
 async fn run_handler(rt: Arc<Runtime>, info: TaskInfo, handler: ErrorHandler, error: TaskError) {
     let call = {
         let info = info.clone();
-        AssertUnwindSafe(async move { handler.call(info, error).await }).catch_unwind()
+        AssertUnwindSafe(crate::logs::caught(handler.call(info, error))).catch_unwind()
     };
     let failure = tokio::select! {
         biased;

@@ -1,6 +1,5 @@
 //! What a task runs: one future, a retrying factory, or a blocking closure.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -105,7 +104,7 @@ where
                 let current = attempt.load(Ordering::Relaxed);
                 let info = info.with_attempt(current);
                 // The factory runs inside the catch, so a panicking factory is caught too.
-                let made = std::panic::catch_unwind(AssertUnwindSafe(&self.factory));
+                let made = crate::logs::catch(&self.factory);
                 let result = match made {
                     Ok(future) => info.clone().scope(Guarded::new(future, timeout)).await,
                     Err(panic) => Err(TaskError::from_panic(panic)),
@@ -120,8 +119,7 @@ where
                             retry_in: Some(delay),
                         });
                         if let Some(hook) = &self.on_retry {
-                            let called =
-                                std::panic::catch_unwind(AssertUnwindSafe(|| hook(&info, &error)));
+                            let called = crate::logs::catch(|| hook(&info, &error));
                             if let Err(panic) = called {
                                 rt.report(
                                     ErrorReport::task(&info, Outcome::Panicked)

@@ -1,7 +1,6 @@
 //! [`ResponseFuture`]: runs the inner service, then the error pipeline, and releases the
 //! request's `after_route` batch.
 
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -79,7 +78,7 @@ where
                 .map(|result| result.map(|r| r.map(Body::new)));
         };
         let _entered = this.span.enter();
-        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| this.inner.poll(cx)));
+        let polled = crate::logs::catch(|| this.inner.poll(cx));
         let result = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(result)) => Ok(result),

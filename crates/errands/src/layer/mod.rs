@@ -123,7 +123,8 @@ where
         );
         let scope = Arc::new(RequestScope::new(self.rt.clone(), info, watch));
         let info = scope.info();
-        let span = tracing::debug_span!(
+        let span = crate::logs::span_at!(
+            self.rt.span_level(),
             target: "errands",
             "request",
             request_id = %info.id,

@@ -44,6 +44,8 @@ pub(crate) enum SlotKind {
 /// The shared state of one errands runtime.
 pub(crate) struct Runtime {
     limits: Limits,
+    /// The level of the request and task spans.
+    span_level: tracing::Level,
     /// The default `on_error` handler, for tasks without their own.
     on_error: Option<ErrorHandler>,
     lifecycle: Lifecycle,
@@ -68,6 +70,7 @@ pub(crate) struct Runtime {
 impl Runtime {
     pub(crate) fn new(
         limits: Limits,
+        span_level: tracing::Level,
         on_error: Option<ErrorHandler>,
         reporters: Reporters,
     ) -> Self {
@@ -78,6 +81,7 @@ impl Runtime {
             slots: Semaphore::new(limits.max_running),
             blocking_slots: Semaphore::new(limits.max_blocking),
             limits,
+            span_level,
             on_error,
             lifecycle: Lifecycle::new(reporters),
             tasks: Live::default(),
@@ -87,6 +91,11 @@ impl Runtime {
             abort,
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// The level of the request and task spans.
+    pub(crate) fn span_level(&self) -> tracing::Level {
+        self.span_level
     }
 
     /// The default `on_error` handler.

@@ -196,15 +196,6 @@ impl<T: Send + 'static, E: Into<BoxError> + Send + 'static> TaskResult for Resul
     }
 }
 
-impl<T: Send + 'static> TaskResult for Result<T, crate::Error> {
-    fn into_task_result(self) -> Result<(), TaskError> {
-        self.map(drop).map_err(|error| TaskError::Failed {
-            type_name: error.type_name(),
-            error: error.shared(),
-        })
-    }
-}
-
 /// The text of a panic payload (`panic!` with a message gives a `String` or a `&str`).
 pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     let message = match payload.downcast::<String>() {

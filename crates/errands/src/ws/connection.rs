@@ -228,7 +228,7 @@ where
     };
     // Once the connection is closing, the handler gets `close_timeout` to notice, then is
     // dropped: shutdown never waits on a handler that does not read.
-    let handler = AssertUnwindSafe(handler(connection)).catch_unwind();
+    let handler = AssertUnwindSafe(crate::logs::caught(handler(connection))).catch_unwind();
     let grace = async {
         kick.closed().await;
         tokio::time::sleep(config.close_timeout).await;
