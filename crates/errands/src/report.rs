@@ -60,6 +60,14 @@ pub struct ErrorLink {
 }
 
 impl ErrorLink {
+    /// A link for a text that stands for an error (a replaced error body), bounded.
+    pub(crate) fn text(message: String) -> Self {
+        ErrorLink {
+            type_name: None,
+            message: crate::chain::bounded(message, crate::chain::MAX_MESSAGE),
+        }
+    }
+
     /// The links of `error` and its sources (at most 32, each message at most 4 KiB); the
     /// outermost one's type name may be known.
     pub(crate) fn chain(
@@ -202,10 +210,15 @@ impl ErrorReport {
     }
 
     /// Sets the chain to a panic's message.
-    pub(crate) fn panic(mut self, payload: Box<dyn std::any::Any + Send>) -> Self {
+    pub(crate) fn panic(self, payload: Box<dyn std::any::Any + Send>) -> Self {
+        self.panic_message(crate::task::panic_message(payload))
+    }
+
+    /// Sets the chain to a panic's message (already bounded).
+    pub(crate) fn panic_message(mut self, message: String) -> Self {
         self.chain = vec![ErrorLink {
             type_name: None,
-            message: crate::task::panic_message(payload),
+            message,
         }];
         self
     }

@@ -15,9 +15,15 @@ impl Errands {
     /// unshielded tasks are cancelled, shielded tasks finish or are aborted at the deadline,
     /// and teardown hooks run. A second signal skips to the abort. Returns once teardown ran.
     ///
-    /// The router must include [`Errands::layer`]. To serve another way, pass
-    /// [`Errands::shutdown_started`] to `axum::serve(..).with_graceful_shutdown(..)` and call
-    /// [`Errands::shutdown`] after triggering it.
+    /// The router must include [`Errands::layer`]. `serve` applies it once more, outermost,
+    /// so that the responses of any layer the application put outside its own errands layer
+    /// — tower-http's `TimeoutLayer` answering 408, `RequestBodyLimitLayer` answering 413 —
+    /// still get the error schema, the request id and their one report, and the request's
+    /// tasks are skipped for that status rather than for a client that never left (the inner
+    /// layer then passes requests through). To serve another way, apply [`Errands::layer`]
+    /// last, pass [`Errands::shutdown_started`] to
+    /// `axum::serve(..).with_graceful_shutdown(..)`, and call [`Errands::shutdown`] after
+    /// triggering it.
     ///
     /// ```no_run
     /// use axum::{Router, routing::get};
@@ -40,7 +46,7 @@ impl Errands {
     pub async fn serve(&self, listener: TcpListener, app: Router) -> io::Result<ShutdownSummary> {
         let signals = Signals::install()?;
         let watcher = tokio::spawn(signals.watch(self.clone()));
-        let server = axum::serve(listener, app)
+        let server = axum::serve(listener, app.layer(self.layer()))
             .with_graceful_shutdown(self.shutdown_started())
             .into_future();
         let mut server = tokio::spawn(server);

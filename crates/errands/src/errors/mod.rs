@@ -28,7 +28,7 @@ pub use catalog::ErrorContext;
 pub use error::{Error, Result};
 pub use format::Format;
 pub use layer_missing::LayerMissing;
-pub(crate) use pipeline::{Pipeline, respond, respond_to_panic};
+pub(crate) use pipeline::{Pipeline, carried_panic, carry_panic, respond, respond_to_panic};
 pub(crate) use validation::violation_at;
 pub use validation::{ValidationError, Violation};
 

@@ -10,8 +10,9 @@ use http::{HeaderMap, StatusCode, header};
 
 use super::catalog::Catalog;
 use super::error::Carried;
+use super::text;
 use super::{ApiError, Error, ErrorContext, Format, is_json, media_type};
-use crate::report::{ErrorReport, Origin};
+use crate::report::{ErrorLink, ErrorReport, Origin};
 use crate::request::RequestId;
 use crate::scope::RequestScope;
 use crate::task::BoxError;
@@ -91,14 +92,15 @@ where
         return response.map(Body::new);
     }
     let (parts, body) = response.into_parts();
-    let (public, origin, message) = match super::text::public(status, &parts.headers, body) {
+    let text = text::read(&parts.headers, body);
+    let (public, origin, message) = match text.as_deref().and_then(|t| text::public(status, t)) {
         Some((public, Origin::Rejection)) => (public, Origin::Rejection, "request rejected"),
         Some((public, _)) => (public, origin, "error status"),
         None => (ApiError::from_status(status), origin, "error status"),
     };
-    scope
-        .rt()
-        .report(request_report(scope, origin, &public, message, true));
+    let mut report = request_report(scope, origin, &public, message, true);
+    report.chain = text.into_iter().map(ErrorLink::text).collect();
+    scope.rt().report(report);
     rendered(pipeline, &public, &parts.headers, scope)
 }
 
@@ -109,18 +111,37 @@ fn keeps_own_body<B: http_body::Body>(response: &Response<B>) -> bool {
     response.status().is_client_error() && json && response.body().size_hint().exact() != Some(0)
 }
 
+/// A panic caught by a nested errands layer, on its way to the outer one.
+#[derive(Clone)]
+struct CarriedPanic(String);
+
+/// The response a nested errands layer gives for a panic: `500 internal_error`, carrying the
+/// panic's message to the outer layer (never in the body).
+pub(crate) fn carry_panic(panic: Box<dyn std::any::Any + Send>) -> Response<Body> {
+    let mut response = Format::Json.render(&ApiError::internal(), None);
+    let message = crate::task::panic_message(panic);
+    response.extensions_mut().insert(CarriedPanic(message));
+    response
+}
+
+/// The message of a panic a nested errands layer caught.
+pub(crate) fn carried_panic<B>(response: &Response<B>) -> Option<String> {
+    let carried = response.extensions().get::<CarriedPanic>()?;
+    Some(carried.0.clone())
+}
+
 /// The response for a handler that panicked: `500 internal_error`, reported once with the
 /// panic message (which never reaches the body).
 pub(crate) fn respond_to_panic(
     pipeline: &Pipeline,
     scope: &Arc<RequestScope>,
-    panic: Box<dyn std::any::Any + Send>,
+    message: String,
 ) -> Response<Body> {
     let public = ApiError::internal();
     scope.rt().report(
         ErrorReport::new(Origin::Handler)
             .message("handler panicked")
-            .panic(panic)
+            .panic_message(message)
             .request(scope.info())
             .public(public.status(), public.code()),
     );

@@ -7,7 +7,8 @@
 //! axum's, which sends them as they are without errands — so the pipeline keeps them: a
 //! rejection, recognised by the fixed text axum starts it with, becomes a [`Violation`] in
 //! `details` with the default message of its status; any other text becomes the `message`.
-//! Both are bounded like validation messages. A 5xx body is never read.
+//! Both are bounded like validation messages. A 5xx text never reaches the client; like
+//! every replaced text, it goes to the report's chain.
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -63,19 +64,11 @@ const REJECTIONS: [(&str, &str, &str); 10] = [
     ),
 ];
 
-/// The public face of a 4xx `text/plain` response, and where it came from; `None` when the
-/// body is not such a text (or not available at once).
-pub(super) fn public<B>(
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: B,
-) -> Option<(ApiError, Origin)>
-where
-    B: http_body::Body<Data = Bytes>,
-{
-    let text = read(status, headers, body)?;
+/// The public face of a 4xx response's text, and where it came from; `None` for a 5xx or an
+/// empty text.
+pub(super) fn public(status: StatusCode, text: &str) -> Option<(ApiError, Origin)> {
     let text = text.trim();
-    if text.is_empty() {
+    if !status.is_client_error() || text.is_empty() {
         return None;
     }
     let default = ApiError::from_status(status);
@@ -88,12 +81,14 @@ where
     Some((own, Origin::Handler))
 }
 
-/// The text of a small, complete `text/plain` client-error body.
-fn read<B>(status: StatusCode, headers: &HeaderMap, body: B) -> Option<String>
+/// The text of a small, complete, unencoded `text/plain` body. For a 5xx it only goes to the
+/// report (it may be internal), never to the client.
+pub(super) fn read<B>(headers: &HeaderMap, body: B) -> Option<String>
 where
     B: http_body::Body<Data = Bytes>,
 {
-    if !status.is_client_error() || media_type(headers).as_deref() != Some("text/plain") {
+    let plain = media_type(headers).as_deref() == Some("text/plain");
+    if !plain || headers.contains_key(http::header::CONTENT_ENCODING) {
         return None;
     }
     let size = body.size_hint();

@@ -71,11 +71,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(pipeline) = this.pipeline.as_deref() else {
-            // Panics propagate to the outer layer, which catches them.
-            return this
-                .inner
-                .poll(cx)
-                .map(|result| result.map(|r| r.map(Body::new)));
+            // A panic is caught here, closest to the handler, and travels to the outer layer
+            // as a response: layers in between (tower-http's `CatchPanicLayer`) never see it.
+            return match crate::logs::catch(|| this.inner.poll(cx)) {
+                Ok(polled) => polled.map(|result| result.map(|r| r.map(Body::new))),
+                Err(panic) => Poll::Ready(Ok(errors::carry_panic(panic))),
+            };
         };
         let _entered = this.span.enter();
         let polled = crate::logs::catch(|| this.inner.poll(cx));
@@ -89,6 +90,14 @@ where
             .take()
             .expect("errands ResponseFuture polled after completion");
         let scope = &guard.scope;
+        let result = match result {
+            Ok(Ok(response)) => match errors::carried_panic(&response) {
+                Some(message) => Err(message),
+                None => Ok(Ok(response)),
+            },
+            Ok(Err(error)) => Ok(Err(error)),
+            Err(panic) => Err(crate::task::panic_message(panic)),
+        };
         match result {
             Ok(Ok(response)) => {
                 // Error mappers may attach tasks here: the batch is still open.
@@ -110,8 +119,8 @@ where
                 drop(guard);
                 Poll::Ready(Err(error))
             }
-            Err(panic) => {
-                let response = errors::respond_to_panic(pipeline, scope, panic);
+            Err(message) => {
+                let response = errors::respond_to_panic(pipeline, scope, message);
                 scope.route_finished(response.status(), Some(SkipReason::HandlerPanicked));
                 Poll::Ready(Ok(finish(response, guard)))
             }
