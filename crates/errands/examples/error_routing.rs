@@ -17,13 +17,13 @@ struct InvalidPayload(&'static str);
 #[tokio::main]
 async fn main() {
     let registry = ErrorHandlers::new()
-        .on::<ConnectionRefused, _, _>(|info: TaskInfo, _: TaskError| async move {
+        .on::<ConnectionRefused>(|info: TaskInfo, _: TaskError| async move {
             println!(
                 "{}: upstream down, will be picked up by the next sync",
                 info.name()
             );
         })
-        .on::<InvalidPayload, _, _>(|info: TaskInfo, error: TaskError| async move {
+        .on::<InvalidPayload>(|info: TaskInfo, error: TaskError| async move {
             println!(
                 "{}: bad data, needs a human: {}",
                 info.name(),

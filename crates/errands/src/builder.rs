@@ -135,7 +135,7 @@ impl ErrandsBuilder {
     }
 
     /// The default `on_error` handler for tasks that have none of their own.
-    pub fn on_task_error<F: OnError<Fut>, Fut>(mut self, handler: F) -> Self {
+    pub fn on_task_error(mut self, handler: impl OnError) -> Self {
         self.on_error = Some(handler.into_handler());
         self
     }

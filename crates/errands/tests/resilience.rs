@@ -437,8 +437,8 @@ async fn error_handlers_route_by_type_along_the_chain_with_a_fallback() {
         }
     };
     let registry: ErrorHandler = ErrorHandlers::new()
-        .on::<Transient, _, _>(record("transient"))
-        .on::<Permanent, _, _>(record("permanent"))
+        .on::<Transient>(record("transient"))
+        .on::<Permanent>(record("permanent"))
         .on_panic(record("panic"))
         .on_timeout(record("timeout"))
         .fallback(record("fallback"))
@@ -478,7 +478,7 @@ async fn error_handlers_route_by_type_along_the_chain_with_a_fallback() {
     tasks
         .immediate()
         .name("f")
-        .error_handler(ErrorHandlers::new().on::<Transient, _, _>(record("own")))
+        .error_handler(ErrorHandlers::new().on::<Transient>(record("own")))
         .schedule(async { Err::<(), _>(Permanent) })
         .unwrap();
     idle(&errands).await;

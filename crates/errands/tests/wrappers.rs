@@ -167,11 +167,10 @@ async fn mappers_find_the_type_through_every_wrapper() {
 async fn the_handler_registry_finds_the_type_through_every_wrapper() {
     let routed = Arc::new(AtomicU32::new(0));
     let counted = routed.clone();
-    let registry =
-        ErrorHandlers::new().on::<ConnectionError, _, _>(move |_: TaskInfo, _: TaskError| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            async {}
-        });
+    let registry = ErrorHandlers::new().on::<ConnectionError>(move |_: TaskInfo, _: TaskError| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async {}
+    });
     let errands = Errands::builder()
         .without_tracing_reporter()
         .transparent(app_error_inner)

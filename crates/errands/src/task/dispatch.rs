@@ -24,7 +24,7 @@ type Matcher = Box<dyn Fn(&TaskError) -> bool + Send + Sync>;
 /// struct ConnectionRefused;
 ///
 /// let handlers: ErrorHandler = ErrorHandlers::new()
-///     .on::<ConnectionRefused, _, _>(|info: TaskInfo, _: TaskError| async move {
+///     .on::<ConnectionRefused>(|info: TaskInfo, _: TaskError| async move {
 ///         tracing::warn!(task = info.name(), "upstream down; paging nobody");
 ///     })
 ///     .on_panic(|info: TaskInfo, error: TaskError| async move {
@@ -59,7 +59,7 @@ impl ErrorHandlers {
     }
 
     /// Handles failures whose error chain contains an `E`.
-    pub fn on<E, F: OnError<Fut>, Fut>(self, handler: F) -> Self
+    pub fn on<E>(self, handler: impl OnError) -> Self
     where
         E: StdError + 'static,
     {
@@ -67,22 +67,22 @@ impl ErrorHandlers {
     }
 
     /// Handles panics.
-    pub fn on_panic<F: OnError<Fut>, Fut>(self, handler: F) -> Self {
+    pub fn on_panic(self, handler: impl OnError) -> Self {
         self.route(|error| matches!(error, TaskError::Panicked { .. }), handler)
     }
 
     /// Handles timeouts.
-    pub fn on_timeout<F: OnError<Fut>, Fut>(self, handler: F) -> Self {
+    pub fn on_timeout(self, handler: impl OnError) -> Self {
         self.route(|error| matches!(error, TaskError::TimedOut(_)), handler)
     }
 
     /// Handles whatever no route matched.
-    pub fn fallback<F: OnError<Fut>, Fut>(mut self, handler: F) -> Self {
+    pub fn fallback(mut self, handler: impl OnError) -> Self {
         self.fallback = Some(ErrorHandler::new(handler));
         self
     }
 
-    fn route<F: OnError<Fut>, Fut>(mut self, matches: fn(&TaskError) -> bool, handler: F) -> Self {
+    fn route(mut self, matches: fn(&TaskError) -> bool, handler: impl OnError) -> Self {
         self.routes
             .push((Box::new(matches), ErrorHandler::new(handler)));
         self

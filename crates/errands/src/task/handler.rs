@@ -36,8 +36,31 @@ pub struct ErrorHandler(Arc<HandlerFn>);
 
 impl ErrorHandler {
     /// Wraps an async function of the task's info and error.
-    pub fn new<F: OnError<Fut>, Fut>(handler: F) -> Self {
+    pub fn new(handler: impl OnError) -> Self {
         handler.into_handler()
+    }
+
+    /// Wraps a handler that runs at most once, so that it may move what it captured into its
+    /// future without cloning it first (a task's own handler runs once, after its last
+    /// attempt).
+    pub(crate) fn once<F, Fut>(handler: F) -> Self
+    where
+        F: FnOnce(TaskInfo, TaskError) -> Fut + Send + 'static,
+        Fut: Future<Output: TaskResult> + Send + 'static,
+    {
+        let slot = std::sync::Mutex::new(Some(handler));
+        ErrorHandler(Arc::new(move |info, error| {
+            let handler = slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            match handler {
+                Some(handler) => handler(info, error)
+                    .map(TaskResult::into_task_result)
+                    .boxed(),
+                None => futures_util::future::ready(Ok(())).boxed(),
+            }
+        }))
     }
 
     pub(crate) fn call(
@@ -56,19 +79,19 @@ impl fmt::Debug for ErrorHandler {
 }
 
 mod sealed {
-    pub trait Sealed<Fut> {}
+    pub trait Sealed {}
 }
 
-impl<F: Fn(TaskInfo, TaskError) -> Fut, Fut> sealed::Sealed<Fut> for F {}
+impl<F: Fn(TaskInfo, TaskError) -> Fut, Fut> sealed::Sealed for F {}
 
 /// What an `on_error` handler is: an async function of the task's [`TaskInfo`] and its
 /// [`TaskError`], whose output is `()` or a `Result` (see [`TaskResult`]). Any such closure
-/// or function implements it; it names the bound every `on_error` method takes.
+/// or function implements it; it names the bound the shared `on_error` methods take.
 ///
 /// ```
 /// use errands::{OnError, TaskError, TaskInfo};
 ///
-/// fn alert<F: OnError<Fut>, Fut>(handler: F) -> errands::ErrorHandler {
+/// fn alert(handler: impl OnError) -> errands::ErrorHandler {
 ///     errands::ErrorHandler::new(handler)
 /// }
 /// let handler = alert(|info: TaskInfo, error: TaskError| async move {
@@ -76,19 +99,24 @@ impl<F: Fn(TaskInfo, TaskError) -> Fut, Fut> sealed::Sealed<Fut> for F {}
 /// });
 /// # let _ = handler;
 /// ```
-pub trait OnError<Fut>:
-    Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static + sealed::Sealed<Fut>
+pub trait OnError:
+    Fn(TaskInfo, TaskError) -> Self::Future + Send + Sync + 'static + sealed::Sealed
 {
+    /// The future the handler returns.
+    type Future: Future<Output: TaskResult> + Send + 'static;
+
     /// Wraps the function as an [`ErrorHandler`].
     fn into_handler(self) -> ErrorHandler;
 }
 
-impl<F, Fut> OnError<Fut> for F
+impl<F, Fut> OnError for F
 where
     F: Fn(TaskInfo, TaskError) -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
     Fut::Output: TaskResult,
 {
+    type Future = Fut;
+
     fn into_handler(self) -> ErrorHandler {
         ErrorHandler(Arc::new(move |info, error| {
             self(info, error).map(TaskResult::into_task_result).boxed()

@@ -8,8 +8,8 @@ use super::Tasks;
 use crate::exec::{Blocking, Once, Pending, Prepared, RetryHook, Retrying, Work};
 use crate::lifecycle::Event;
 use crate::task::{
-    ErrorHandler, Field, OnError, RetryPolicy, ScheduleError, TaskError, TaskId, TaskInfo,
-    TaskMeta, TaskName, TaskResult, Timing,
+    ErrorHandler, Field, RetryPolicy, ScheduleError, TaskError, TaskId, TaskInfo, TaskMeta,
+    TaskName, TaskResult, Timing,
 };
 
 /// Configures one task; made by [`Tasks::immediate`], [`Tasks::after_route`] or
@@ -98,9 +98,29 @@ impl<'a> TaskBuilder<'a> {
     }
 
     /// Runs `handler` when the task ends `failed`, `panicked` or `timed_out`; it replaces the
-    /// runtime's default handler for this task. See [`ErrorHandler`].
-    pub fn on_error<F: OnError<Fut>, Fut>(mut self, handler: F) -> Self {
-        self.on_error = Some(handler.into_handler());
+    /// runtime's default handler for this task. See [`ErrorHandler`]. It runs at most once
+    /// (after the last attempt), so it may move what it captured into its future:
+    ///
+    /// ```
+    /// # async fn f(tasks: errands::Tasks) {
+    /// let (client, webhook) = (reqwest::Client::new(), String::from("http://127.0.0.1:9/alerts"));
+    /// tasks
+    ///     .after_response()
+    ///     .on_error(move |info, error| async move {
+    ///         let alert = format!("{} failed: {error}", info.name());
+    ///         client.post(webhook).body(alert).send().await?.error_for_status()?;
+    ///         Ok::<_, reqwest::Error>(())
+    ///     })
+    ///     .schedule(async { Err::<(), _>("smtp down") })
+    ///     .unwrap();
+    /// # }
+    /// ```
+    pub fn on_error<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: FnOnce(TaskInfo, TaskError) -> Fut + Send + 'static,
+        Fut: Future<Output: TaskResult> + Send + 'static,
+    {
+        self.on_error = Some(ErrorHandler::once(handler));
         self
     }
 
