@@ -84,6 +84,9 @@ mod report;
 mod request;
 mod runtime;
 mod scope;
+#[cfg(feature = "sentry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sentry")))]
+pub mod sentry;
 mod serve;
 pub mod shutdown;
 mod stats;
