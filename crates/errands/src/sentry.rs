@@ -25,6 +25,8 @@
 //!     // Before the tokio runtime starts: each thread's hub starts as a copy of the main hub
 //!     // when the thread first uses it. The DSN comes from `SENTRY_DSN`.
 //!     let _sentry = sentry::init(sentry::ClientOptions::new());
+//!     // One event per panic: see "Where each error goes" below.
+//!     std::panic::set_hook(errands::logs::panic_hook());
 //!
 //!     tracing_subscriber::registry()
 //!         .with(tracing_subscriber::fmt::layer())
@@ -78,18 +80,16 @@
 //! * **`on_error` handlers** do not call `sentry::capture_error` either: a task's failure is
 //!   reported, and so sent, before its `on_error` handler runs. A failing `on_error` handler is
 //!   reported by itself (origin `error_handler`).
-//! * **Panics** in handlers, tasks and `on_error` handlers are caught and reported by errands,
-//!   with the request or task they belong to. Sentry's panic integration (the `panic` feature
-//!   of the `sentry` crate, on by default) installs a panic hook, which runs for every panic,
-//!   caught or not — so with both, each such panic arrives twice: once from the hook, with a
-//!   backtrace, and once from the report, with the request or task. To get one event per
-//!   panic, leave the integration out: build `sentry` with `default-features = false` and its
-//!   other default features (`backtrace`, `contexts`, `debug-images`, `logs`, `metrics`,
-//!   `release-health`, `transport`), or turn the default integrations off with
-//!   `ClientOptions::default_integrations(false)` and list the ones to keep with
-//!   `ClientOptions::integrations`. Panics that errands does not catch — in `main`, in the
-//!   application's own threads — are then not sent; keep the integration when those matter
-//!   more than the duplicates.
+//! * **Panics** in handlers, tasks, `on_error` handlers, mappers and renderers are caught and
+//!   reported by errands, with the request or task they belong to. Sentry's panic integration
+//!   (the `panic` feature of the `sentry` crate, on by default) installs a panic hook that
+//!   runs for every panic, caught or not — with it, each such panic arrives twice. Leave it
+//!   out (`ClientOptions::default_integrations(false)` and the integrations to keep in
+//!   `ClientOptions::integrations`, or `sentry` without its `panic` feature) and install
+//!   [`logs::panic_hook`](crate::logs::panic_hook) after `sentry::init`: it logs a panic
+//!   errands catches at `DEBUG` (the report is the event) and any other panic — in `main`, in
+//!   the application's own threads — at `ERROR`, which the error layer above sends as one
+//!   event.
 //!
 //! # Hubs
 //!
