@@ -24,8 +24,9 @@
 //! fn main() {
 //!     // Before the tokio runtime starts: each thread's hub starts as a copy of the main hub
 //!     // when the thread first uses it. The DSN comes from `SENTRY_DSN`.
-//!     let _sentry = sentry::init(sentry::ClientOptions::new());
-//!     // One event per panic: see "Where each error goes" below.
+//!     // Without Sentry's panic hook (add back the other integrations you use), and with
+//!     // errands' instead: one event per panic, see "Where each error goes" below.
+//!     let _sentry = sentry::init(sentry::ClientOptions::new().default_integrations(false));
 //!     std::panic::set_hook(errands::logs::panic_hook());
 //!
 //!     tracing_subscriber::registry()
