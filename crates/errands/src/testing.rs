@@ -69,24 +69,46 @@ impl TestClient {
         self
     }
 
-    /// Sends `GET uri` with an empty body.
-    pub async fn get(&self, uri: &str) -> TestResponse {
-        self.send(request(Method::GET, uri, Body::empty())).await
+    /// A `GET uri` request: `.await` it to send it, or add headers or a body first.
+    pub fn get(&self, uri: &str) -> TestRequest<'_> {
+        self.request(Method::GET, uri)
     }
 
-    /// Sends `POST uri` with an empty body.
-    pub async fn post(&self, uri: &str) -> TestResponse {
-        self.send(request(Method::POST, uri, Body::empty())).await
+    /// A `POST uri` request, empty unless a body is added.
+    pub fn post(&self, uri: &str) -> TestRequest<'_> {
+        self.request(Method::POST, uri)
+    }
+
+    /// A `PUT uri` request, empty unless a body is added.
+    pub fn put(&self, uri: &str) -> TestRequest<'_> {
+        self.request(Method::PUT, uri)
+    }
+
+    /// A `PATCH uri` request, empty unless a body is added.
+    pub fn patch(&self, uri: &str) -> TestRequest<'_> {
+        self.request(Method::PATCH, uri)
+    }
+
+    /// A `DELETE uri` request.
+    pub fn delete(&self, uri: &str) -> TestRequest<'_> {
+        self.request(Method::DELETE, uri)
+    }
+
+    /// A request with any method.
+    ///
+    /// # Panics
+    ///
+    /// If `uri` is not a valid URI.
+    pub fn request(&self, method: Method, uri: &str) -> TestRequest<'_> {
+        TestRequest {
+            client: self,
+            request: request(method, uri, Body::empty()),
+        }
     }
 
     /// Sends `POST uri` with a JSON body.
     pub async fn post_json(&self, uri: &str, json: &serde_json::Value) -> TestResponse {
-        let mut request = request(Method::POST, uri, Body::from(json.to_string()));
-        request.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        self.send(request).await
+        self.post(uri).json(json).await
     }
 
     /// Sends any request and reads the whole response body, as a server would hand it over.
@@ -142,6 +164,78 @@ fn request(method: Method, uri: &str, body: Body) -> Request<Body> {
     request
 }
 
+/// A request being built by a [`TestClient`]; `.await` sends it.
+///
+/// ```
+/// # use axum::{Router, routing::put, Json};
+/// # use errands::{Errands, testing::TestClient};
+/// #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+/// struct Item { name: String }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # let errands = Errands::new();
+/// # let app = Router::new()
+/// #     .route("/items/{id}", put(|Json(item): Json<Item>| async move { Json(item) }))
+/// #     .layer(errands.layer());
+/// let client = TestClient::new(app, &errands);
+/// let item = Item { name: "lamp".into() };
+/// let response = client.put("/items/7").header("x-tenant", "acme").json(&item).await;
+/// assert_eq!(response.json_as::<Item>(), item);
+/// # }
+/// ```
+#[must_use = "a request is sent when awaited"]
+#[derive(Debug)]
+pub struct TestRequest<'a> {
+    client: &'a TestClient,
+    request: Request<Body>,
+}
+
+impl TestRequest<'_> {
+    /// Adds a header.
+    ///
+    /// # Panics
+    ///
+    /// If the name or the value is not valid in a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        let name = http::HeaderName::try_from(name)
+            .unwrap_or_else(|e| panic!("invalid test header name {name:?}: {e}"));
+        let value = http::HeaderValue::try_from(value)
+            .unwrap_or_else(|e| panic!("invalid test header value {value:?}: {e}"));
+        self.request.headers_mut().append(name, value);
+        self
+    }
+
+    /// Sets a JSON body and `content-type: application/json`.
+    ///
+    /// # Panics
+    ///
+    /// If `value` cannot be serialized.
+    pub fn json(mut self, value: &impl serde::Serialize) -> Self {
+        let json = serde_json::to_vec(value).expect("test JSON body serializes");
+        *self.request.body_mut() = Body::from(json);
+        self.request.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        self
+    }
+
+    /// Sets the body as it is (set a `content-type` header with [`header`](Self::header)).
+    pub fn body(mut self, body: impl Into<Body>) -> Self {
+        *self.request.body_mut() = body.into();
+        self
+    }
+}
+
+impl<'a> IntoFuture for TestRequest<'a> {
+    type Output = TestResponse;
+    type IntoFuture = std::pin::Pin<Box<dyn Future<Output = TestResponse> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.client.send(self.request))
+    }
+}
+
 /// A response whose body was read completely.
 #[derive(Debug)]
 pub struct TestResponse {
@@ -178,6 +272,17 @@ impl TestResponse {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("response body is not JSON ({e}): {}", self.text()))
+    }
+
+    /// The body deserialized as `T`; panics with the body text if it is not.
+    pub fn json_as<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response body is not a {} ({e}): {}",
+                std::any::type_name::<T>(),
+                self.text()
+            )
+        })
     }
 
     /// The request's id, from the errands layer.

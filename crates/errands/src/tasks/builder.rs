@@ -1,6 +1,7 @@
 //! Configuring one task before it is scheduled.
 
 use std::borrow::Cow;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,12 +156,16 @@ impl<'a> TaskBuilder<'a> {
     /// [`ScheduleError::ShuttingDown`] once shutdown has drained the requests, and
     /// [`ScheduleError::NoRuntime`] outside a tokio runtime. The task is then not started and
     /// is counted as `rejected`.
+    #[track_caller]
     pub fn schedule<F>(self, future: F) -> Result<TaskId, ScheduleError>
     where
         F: Future + Send + 'static,
         F::Output: TaskResult,
     {
-        self.submit(Once(future), std::any::type_name::<F>())
+        self.submit(
+            Once(future),
+            TaskName::derived(std::any::type_name::<F>(), Location::caller()),
+        )
     }
 
     /// Runs `f` on tokio's blocking pool, under the runtime's `max_blocking` limit, so that
@@ -182,12 +187,16 @@ impl<'a> TaskBuilder<'a> {
     /// # Errors
     ///
     /// As for [`schedule`](TaskBuilder::schedule).
+    #[track_caller]
     pub fn schedule_blocking<F, R>(self, f: F) -> Result<TaskId, ScheduleError>
     where
         F: FnOnce() -> R + Send + 'static,
         R: TaskResult,
     {
-        self.submit(Blocking(f), std::any::type_name::<F>())
+        self.submit(
+            Blocking(f),
+            TaskName::derived(std::any::type_name::<F>(), Location::caller()),
+        )
     }
 
     /// Retries the task by `policy`: the task is then a factory, called again for every
@@ -201,16 +210,14 @@ impl<'a> TaskBuilder<'a> {
         }
     }
 
-    fn submit<W: Work>(self, work: W, type_name: &'static str) -> Result<TaskId, ScheduleError> {
+    fn submit<W: Work>(self, work: W, derived: TaskName) -> Result<TaskId, ScheduleError> {
         let rt = self.tasks.rt();
         let (id, handle) = rt.admit()?;
         let request = self.tasks.scope();
         let info = TaskInfo {
             meta: Arc::new(TaskMeta {
                 id,
-                name: self
-                    .name
-                    .map_or(TaskName::Derived(type_name), TaskName::Given),
+                name: self.name.map_or(derived, TaskName::Given),
                 timing: self.timing,
                 shielded: self.shielded,
                 always: self.always,
@@ -292,6 +299,7 @@ impl RetryBuilder<'_> {
     /// # Errors
     ///
     /// As for [`TaskBuilder::schedule`].
+    #[track_caller]
     pub fn schedule<F, Fut>(self, factory: F) -> Result<TaskId, ScheduleError>
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -303,6 +311,7 @@ impl RetryBuilder<'_> {
             policy: self.policy,
             on_retry: self.on_retry,
         };
-        self.task.submit(work, std::any::type_name::<Fut>())
+        let name = TaskName::derived(std::any::type_name::<Fut>(), Location::caller());
+        self.task.submit(work, name)
     }
 }

@@ -90,6 +90,7 @@ impl Tasks {
     /// # Errors
     ///
     /// See [`TaskBuilder::schedule`].
+    #[track_caller]
     pub fn schedule<F>(&self, future: F) -> Result<TaskId, ScheduleError>
     where
         F: Future + Send + 'static,
