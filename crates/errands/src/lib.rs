@@ -80,6 +80,9 @@ pub mod layer;
 mod lifecycle;
 mod live;
 pub mod logs;
+#[cfg(feature = "utoipa")]
+#[cfg_attr(docsrs, doc(cfg(feature = "utoipa")))]
+pub mod openapi;
 mod report;
 mod request;
 mod runtime;

@@ -11,10 +11,11 @@ use crate::chain::bounded;
 /// One violation: where (`loc`, for example `["body", "email"]`), what (`msg`), and a stable
 /// `type` such as `missing`, `invalid_type` or `json_invalid`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Violation {
-    /// The location: `body`, `query`, `path` or `form`, then the field path.
+    /// The location: `body`, `query`, `path`, `form` or `header`, then the field path.
     pub loc: Vec<serde_json::Value>,
-    /// A human-readable message (at most [`MAX_MSG`](Violation::MAX_MSG) bytes, then cut).
+    /// A human-readable message (at most 256 bytes, then cut: `Violation::MAX_MSG`).
     pub msg: String,
     /// A stable type.
     #[serde(rename = "type")]
