@@ -41,11 +41,14 @@
 //! the same reporters that receive task failures.
 //!
 //! The precise rules — when each mode spawns, when tasks are skipped, the shutdown order and
-//! the error pipeline — are in [`semantics`].
+//! the error pipeline — are in [`semantics`]; [`from_fastapi`] maps FastAPI's idioms to
+//! errands.
 //!
 //! # Decisions
 //!
 //! * Add the layer last, so it is outermost: the status it sees is the final status.
+//!   [`Errands::serve`] applies it once more, outermost, so that a layer put outside it by
+//!   mistake cannot bypass the pipeline.
 //! * A task's own `on_error` replaces the runtime's default handler.
 //! * A task's failure is reported before its `on_error` runs, so a handler that hangs or is
 //!   aborted cannot hide it; a failing handler is reported separately.
@@ -103,6 +106,9 @@ pub mod ws;
 
 #[doc = include_str!("docs/semantics.md")]
 pub mod semantics {}
+
+#[doc = include_str!("docs/fastapi.md")]
+pub mod from_fastapi {}
 
 pub use builder::ErrandsBuilder;
 pub use errands::Errands;

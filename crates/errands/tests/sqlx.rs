@@ -122,10 +122,11 @@ async fn duplicate_is_409_conflict_and_missing_row_is_404() {
         !duplicate.text().contains("UNIQUE"),
         "no database text in the body"
     );
-    assert!(
-        duplicate.reports()[0]
-            .chain_text()
-            .contains("UNIQUE constraint failed")
+    let chain = duplicate.reports()[0].chain_text();
+    assert_eq!(
+        chain.matches("UNIQUE constraint failed").count(),
+        1,
+        "the database's message once, though two links of the chain carry it: {chain}"
     );
     assert_eq!(count(&db, "users").await, 1);
 
