@@ -52,6 +52,10 @@ impl Errands {
     }
 
     /// The shared state behind this handle.
+    pub(crate) fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
     pub(crate) fn rt(&self) -> &Arc<Runtime> {
         &self.rt
     }

@@ -47,7 +47,7 @@
 //! # Decisions
 //!
 //! * Add the layer last, so it is outermost: the status it sees is the final status.
-//!   [`Errands::serve`] applies it once more, outermost, so that a layer put outside it by
+//!   [`Errands::serve`] puts a guard outside every layer, so that a layer put outside it by
 //!   mistake cannot bypass the pipeline.
 //! * A task's own `on_error` replaces the runtime's default handler.
 //! * A task's failure is reported before its `on_error` runs, so a handler that hangs or is

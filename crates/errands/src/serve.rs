@@ -15,13 +15,13 @@ impl Errands {
     /// unshielded tasks are cancelled, shielded tasks finish or are aborted at the deadline,
     /// and teardown hooks run. A second signal skips to the abort. Returns once teardown ran.
     ///
-    /// The router must include [`Errands::layer`]. `serve` applies it once more, outermost,
-    /// so that the responses of any layer the application put outside its own errands layer
-    /// — tower-http's `TimeoutLayer` answering 408, `RequestBodyLimitLayer` answering 413 —
-    /// still get the error schema, the request id and their one report, and the request's
-    /// tasks are skipped for that status rather than for a client that never left (the inner
-    /// layer then passes requests through). To serve another way, apply [`Errands::layer`]
-    /// last, pass [`Errands::shutdown_started`] to
+    /// The router must include [`Errands::layer`]. `serve` puts a guard outside every layer,
+    /// so that the response of a layer the application put outside its errands layer —
+    /// tower-http's `TimeoutLayer` answering 408, `RequestBodyLimitLayer` answering 413 —
+    /// still gets the error schema, the request id and its one report, and the request's
+    /// tasks are skipped for that status rather than for a client that never left. Routes
+    /// outside the errands layer stay untracked; only an error response of theirs is rendered
+    /// and reported. To serve another way, apply [`Errands::layer`] last, pass [`Errands::shutdown_started`] to
     /// `axum::serve(..).with_graceful_shutdown(..)`, and call [`Errands::shutdown`] after
     /// triggering it.
     ///
@@ -46,7 +46,8 @@ impl Errands {
     pub async fn serve(&self, listener: TcpListener, app: Router) -> io::Result<ShutdownSummary> {
         let signals = Signals::install()?;
         let watcher = tokio::spawn(signals.watch(self.clone()));
-        let server = axum::serve(listener, app.layer(self.layer()))
+        let guard = crate::layer::OuterLayer::new(self.rt().clone(), self.pipeline().clone());
+        let server = axum::serve(listener, app.layer(guard))
             .with_graceful_shutdown(self.shutdown_started())
             .into_future();
         let mut server = tokio::spawn(server);

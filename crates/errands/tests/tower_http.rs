@@ -291,3 +291,38 @@ async fn catch_panic_layer_on_either_side() {
         stop(errands, server).await;
     }
 }
+
+#[tokio::test]
+async fn routes_outside_the_errands_layer_stay_untracked_and_only_their_errors_are_rendered() {
+    let errands = Errands::builder().without_tracing_reporter().build();
+    let waits_for_idle = {
+        let errands = errands.clone();
+        move || async move {
+            // Waiting for idle from inside a request only works if it is not tracked.
+            errands.idle().await;
+            "idle"
+        }
+    };
+    let app = Router::new()
+        .route("/inside", get(|| async { "in" }))
+        .layer(errands.layer())
+        .route("/health", get(waits_for_idle))
+        .route("/broken", get(|| async { StatusCode::SERVICE_UNAVAILABLE }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = {
+        let errands = errands.clone();
+        tokio::spawn(async move {
+            errands.serve(listener, app).await.unwrap();
+        })
+    };
+    let health = client().get(format!("{base}/health")).send().await.unwrap();
+    assert!(!health.headers().contains_key("x-request-id"));
+    assert_eq!(health.text().await.unwrap(), "idle");
+    schema(
+        client().get(format!("{base}/broken")).send().await.unwrap(),
+        503,
+    )
+    .await;
+    stop(errands, server).await;
+}

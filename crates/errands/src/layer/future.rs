@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 
 use super::X_REQUEST_ID;
 use super::body::{CompletionBody, RequestGuard};
+use super::outer::Handoff;
 use crate::errors::{self, Pipeline};
 use crate::report::{ErrorReport, Origin};
 use crate::task::{BoxError, SkipReason};
@@ -25,6 +26,18 @@ pin_project! {
         // `None` when an outer errands layer owns the request.
         pipeline: Option<Arc<Pipeline>>,
         span: tracing::Span,
+        // Set under `Errands::serve`: where an unfinished request goes when this future is
+        // dropped, for the outer guard to finish.
+        handoff: Option<Arc<Handoff>>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let (Some(guard), Some(handoff)) = (this.guard.take(), this.handoff.as_ref()) {
+                handoff.park(guard);
+            }
+        }
     }
 }
 
@@ -34,12 +47,14 @@ impl<F> ResponseFuture<F> {
         guard: RequestGuard,
         pipeline: Arc<Pipeline>,
         span: tracing::Span,
+        handoff: Option<Arc<Handoff>>,
     ) -> Self {
         ResponseFuture {
             inner,
             guard: Some(guard),
             pipeline: Some(pipeline),
             span,
+            handoff,
         }
     }
 
@@ -50,6 +65,7 @@ impl<F> ResponseFuture<F> {
             guard: None,
             pipeline: None,
             span: tracing::Span::none(),
+            handoff: None,
         }
     }
 }
@@ -99,14 +115,7 @@ where
             Err(panic) => Err(crate::task::panic_message(panic)),
         };
         match result {
-            Ok(Ok(response)) => {
-                // Error mappers may attach tasks here: the batch is still open.
-                let response = errors::respond(pipeline, response, scope);
-                let status = response.status();
-                let skip = (status.as_u16() >= 400).then_some(SkipReason::ErrorStatus(status));
-                scope.route_finished(status, skip);
-                Poll::Ready(Ok(finish(response, guard)))
-            }
+            Ok(Ok(response)) => Poll::Ready(Ok(complete(pipeline, response, guard))),
             Ok(Err(error)) => {
                 // The service failed without a response; the server will close the connection.
                 scope.rt().report(
@@ -126,6 +135,26 @@ where
             }
         }
     }
+}
+
+/// Runs the error pipeline on `response`, tells the scope the final status (releasing or
+/// skipping the `after_route` batch), and hands the response to the server.
+pub(super) fn complete<B>(
+    pipeline: &Pipeline,
+    response: Response<B>,
+    guard: RequestGuard,
+) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let scope = &guard.scope;
+    // Error mappers may attach tasks here: the batch is still open.
+    let response = errors::respond(pipeline, response, scope);
+    let status = response.status();
+    let skip = (status.as_u16() >= 400).then_some(SkipReason::ErrorStatus(status));
+    scope.route_finished(status, skip);
+    finish(response, guard)
 }
 
 fn finish(mut response: Response<Body>, guard: RequestGuard) -> Response<Body> {

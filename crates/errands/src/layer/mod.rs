@@ -18,6 +18,7 @@
 
 mod body;
 mod future;
+mod outer;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -38,6 +39,8 @@ use crate::watch::WatchSlot;
 
 use body::RequestGuard;
 pub use future::ResponseFuture;
+use outer::Handoff;
+pub(crate) use outer::OuterLayer;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static(RequestId::HEADER);
 
@@ -108,34 +111,44 @@ where
             // is tracked or reported twice.
             return ResponseFuture::nested(self.inner.call(request));
         }
-        let (id, in_header) = request_id(request.headers());
-        if !in_header {
-            // Inner layers and handlers that read the header see the id too.
-            request
-                .headers_mut()
-                .insert(X_REQUEST_ID, id.header_value());
+        let handoff = request.extensions().get::<Arc<Handoff>>().cloned();
+        let (guard, span) = open(&self.rt, &mut request);
+        if let Some(handoff) = &handoff {
+            handoff.entered();
         }
-        let watch = (request.extensions().get::<WatchSlot>()).map(|slot| slot.fill(&id));
-        let info = RequestInfo::new(
-            id,
-            request.method().clone(),
-            request.extensions().get::<MatchedPath>(),
-        );
-        let scope = Arc::new(RequestScope::new(self.rt.clone(), info, watch));
-        let info = scope.info();
-        let span = crate::logs::span_at!(
-            self.rt.span_level(),
-            target: "errands",
-            "request",
-            request_id = %info.id,
-            method = %info.method,
-            route = info.route(),
-        );
-        request.extensions_mut().insert(scope.clone());
-        let guard = RequestGuard::new(scope);
         let inner = span.in_scope(|| self.inner.call(request));
-        ResponseFuture::new(inner, guard, self.pipeline.clone(), span)
+        ResponseFuture::new(inner, guard, self.pipeline.clone(), span, handoff)
     }
+}
+
+/// Opens the request's scope: takes or makes its id (a new one goes into the request header
+/// too, for inner layers and handlers that read it), puts the scope in the request's
+/// extensions, counts the request in flight, and makes its span.
+fn open<B>(rt: &Arc<Runtime>, request: &mut Request<B>) -> (RequestGuard, tracing::Span) {
+    let (id, in_header) = request_id(request.headers());
+    if !in_header {
+        request
+            .headers_mut()
+            .insert(X_REQUEST_ID, id.header_value());
+    }
+    let watch = (request.extensions().get::<WatchSlot>()).map(|slot| slot.fill(&id));
+    let info = RequestInfo::new(
+        id,
+        request.method().clone(),
+        request.extensions().get::<MatchedPath>(),
+    );
+    let scope = Arc::new(RequestScope::new(rt.clone(), info, watch));
+    let info = scope.info();
+    let span = crate::logs::span_at!(
+        rt.span_level(),
+        target: "errands",
+        "request",
+        request_id = %info.id,
+        method = %info.method,
+        route = info.route(),
+    );
+    request.extensions_mut().insert(scope.clone());
+    (RequestGuard::new(scope), span)
 }
 
 /// The request's id, and whether the request header already carries exactly it: the first
