@@ -125,6 +125,38 @@ impl ErrandsBuilder {
         self
     }
 
+    /// How many connections [`Errands::serve`] serves at once (default 1024); beyond it, new
+    /// connections wait in the listen backlog until one closes. Keep it below the process's
+    /// file descriptor limit, with room for the database and outgoing connections.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.limits.serving.max_connections = connections.max(1);
+        self
+    }
+
+    /// How long [`Errands::serve`] waits for each request head (default 30 s), counted from
+    /// when the connection opens or the previous response ends: it bounds slow clients and
+    /// idle keep-alive connections alike. A load balancer that keeps idle connections to the
+    /// service should close them sooner than this.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.serving.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long [`Errands::serve`] lets a client pause while sending a request body
+    /// (default 30 s); then reading the body fails with [`BodyTimedOut`](crate::BodyTimedOut),
+    /// which the errands extractors answer with `408 request_timeout`.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.serving.body_read_timeout = timeout;
+        self
+    }
+
+    /// The largest request head [`Errands::serve`] reads (default 64 KiB, at least 8 KiB);
+    /// a larger one is answered `431`.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.limits.serving.max_header_bytes = bytes.max(8 * 1024);
+        self
+    }
+
     /// The level of the spans errands opens per request and per task (default `INFO`, so
     /// that with the usual `info` filter the application's own lines inside a handler or a
     /// task carry the request id and the task's name). `DEBUG` makes them free unless
@@ -235,7 +267,8 @@ impl ErrandsBuilder {
     /// the [`ApiError`], every error is reported once, mappers' tasks run, and the
     /// `x-request-id` header is set on the response. `render` sees only the public face —
     /// never the original error — so a 5xx body still cannot carry internal text. If it
-    /// panics, that is reported and the body falls back to the errands schema.
+    /// panics, that is reported and the body falls back to the configured [`Format`]. Keep
+    /// the status of the `ApiError`: reports and the skip rules use the status it says.
     ///
     /// ```
     /// use axum::{Json, response::IntoResponse};

@@ -136,17 +136,18 @@ type Unwrap = Box<
         + Sync,
 >;
 
-/// The registered transparent types; process-wide, as a type's shape is.
-static TRANSPARENT: RwLock<Vec<Unwrap>> = RwLock::new(Vec::new());
+/// The registered transparent types, one entry per type (the latest declaration wins);
+/// process-wide, as a type's shape is.
+static TRANSPARENT: RwLock<Vec<(std::any::TypeId, Unwrap)>> = RwLock::new(Vec::new());
 static ANY_TRANSPARENT: AtomicBool = AtomicBool::new(false);
 
 /// Registers `E` as standing for the error `inner` returns.
 pub(crate) fn register<E: StdError + 'static>(inner: fn(&E) -> Option<&(dyn StdError + 'static)>) {
     let unwrap: Unwrap = Box::new(move |error| error.downcast_ref::<E>().and_then(inner));
-    TRANSPARENT
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(unwrap);
+    let id = std::any::TypeId::of::<E>();
+    let mut registered = TRANSPARENT.write().unwrap_or_else(PoisonError::into_inner);
+    registered.retain(|(registered, _)| *registered != id);
+    registered.push((id, unwrap));
     ANY_TRANSPARENT.store(true, Ordering::Release);
 }
 
@@ -156,16 +157,16 @@ fn hidden<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError +
         return None;
     }
     let registered = TRANSPARENT.read().unwrap_or_else(PoisonError::into_inner);
-    registered.iter().find_map(|unwrap| unwrap(error))
+    registered.iter().find_map(|(_, unwrap)| unwrap(error))
 }
 
-/// Display texts of a chain, without those already part of the text before them (an error
-/// whose `Display` includes its source's, as many do, would otherwise print it twice).
+/// Display texts of a chain, without those the text before them ends with (an error whose
+/// `Display` is `"{context}: {source}"`, as many are, would otherwise print it twice).
 pub(crate) fn texts<'a>(messages: impl IntoIterator<Item = &'a str>) -> String {
     let mut text = String::new();
     let mut previous = "";
     for message in messages {
-        if !previous.is_empty() && previous.contains(message) {
+        if !previous.is_empty() && previous.ends_with(message) {
             continue;
         }
         if !text.is_empty() {

@@ -117,7 +117,7 @@ pub use errors::{
 };
 pub use layer::{ErrandsLayer, ErrandsService};
 pub use report::{ErrorLink, ErrorReport, Origin, Reporter, TracingReporter};
-pub use request::{Delivery, RequestId};
+pub use request::{BodyTimedOut, Delivery, RequestId};
 pub use shutdown::ShutdownSummary;
 pub use stats::Stats;
 pub use task::{

@@ -61,6 +61,9 @@ pub(crate) enum Event<'a> {
     /// A request's response is over (or the request was dropped): its status and delivery
     /// are in the request's info.
     RequestFinished(&'a RequestInfo),
+    /// The server answered or closed a connection by itself before a request existed: a
+    /// malformed request, a head too large, or a head not received in time.
+    RejectedByServer,
     /// An error or a non-successful task, for the reporters.
     Reported(ErrorReport),
 }
@@ -91,6 +94,7 @@ impl Lifecycle {
         let counters = &self.counters;
         match event {
             Event::Rejected(_) => counters.rejected(),
+            Event::RejectedByServer => counters.rejected_by_server(),
             Event::Held(_) => counters.pending_added(),
             Event::Released(_) => counters.pending_removed(),
             Event::Queued(_) => counters.queued(),

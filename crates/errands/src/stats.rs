@@ -47,6 +47,11 @@ pub struct Stats {
     /// Requests inside the errands layer whose response is not over, and open
     /// [`ws::Hub`](crate::ws) connections.
     pub requests_in_flight: u64,
+    /// Connections [`Errands::serve`](crate::Errands::serve) answered or closed by itself
+    /// before a request existed: a malformed request (`400`), a head too large (`431`), or a
+    /// head not received within the header read timeout. Those answers cannot carry the
+    /// error schema or a request id.
+    pub rejected_by_server: u64,
 }
 
 impl Stats {
@@ -99,6 +104,7 @@ pub(crate) struct Counters {
     aborted: AtomicU64,
     skipped: AtomicU64,
     rejected: AtomicU64,
+    rejected_by_server: AtomicU64,
     pending: AtomicU64,
     queued: AtomicU64,
 }
@@ -116,6 +122,10 @@ impl Counters {
 
     pub(crate) fn rejected(&self) {
         self.rejected.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn rejected_by_server(&self) {
+        self.rejected_by_server.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn pending_added(&self) {
@@ -172,6 +182,7 @@ impl Counters {
             queued,
             running: unfinished.saturating_sub(pending + queued),
             requests_in_flight: requests_in_flight as u64,
+            rejected_by_server: self.rejected_by_server.load(Relaxed),
         }
     }
 }

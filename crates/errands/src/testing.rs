@@ -56,6 +56,9 @@ impl TestClient {
     /// A client for `app`, whose layer comes from `errands`.
     pub fn new(app: Router, errands: &Errands) -> Self {
         errands.rt().reporters().capture();
+        // The guard `Errands::serve` puts outside every layer, so that tests see what a
+        // served application would.
+        let app = app.layer(crate::layer::OuterLayer::new(errands.pipeline().clone()));
         TestClient {
             app,
             errands: errands.clone(),

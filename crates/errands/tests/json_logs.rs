@@ -2,6 +2,7 @@
 //! handler or a task carry the request id and the task's name; errands' JSON-valued fields
 //! are nested objects in JSON lines; the panic hook keeps JSON logs whole. Its own test
 //! binary, as it installs log subscribers and a panic hook.
+#![cfg(feature = "json-logs")]
 
 use std::sync::{Arc, Mutex, Once};
 

@@ -2,6 +2,7 @@
 //! handler registry find an error's type whether it arrives plain, as a bare `anyhow::Error`,
 //! with `anyhow` context, through a thiserror `#[error(transparent)]` variant, boxed, or inside
 //! an `errands::Error`; and reporters receive the original error object.
+#![cfg(feature = "anyhow")]
 
 mod common;
 

@@ -31,8 +31,8 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    /// The error body for `public`: the application's renderer, or the format (also when the
-    /// renderer panics, which is reported).
+    /// The error body for `public`: the application's renderer, or the configured format
+    /// (also when the renderer panics, which is reported).
     fn render(&self, public: &ApiError, scope: &RequestScope) -> Response<Body> {
         let id = &scope.info().id;
         if let Some(renderer) = &self.renderer {
@@ -136,6 +136,7 @@ pub(crate) fn respond_to_panic(
     pipeline: &Pipeline,
     scope: &Arc<RequestScope>,
     message: String,
+    headers: &HeaderMap,
 ) -> Response<Body> {
     let public = ApiError::internal();
     scope.rt().report(
@@ -145,7 +146,7 @@ pub(crate) fn respond_to_panic(
             .request(scope.info())
             .public(public.status(), public.code()),
     );
-    pipeline.render(&public, scope)
+    rendered(pipeline, &public, headers, scope)
 }
 
 fn is_error(status: StatusCode) -> bool {

@@ -23,43 +23,43 @@ use crate::report::Origin;
 const MAX_BODY: usize = 64 * 1024;
 
 /// axum's rejection texts: how each starts, where the problem is, and its stable type.
-const REJECTIONS: [(&str, &str, &str); 10] = [
+const REJECTIONS: [(&str, &[&str], &str); 10] = [
     (
         "Failed to deserialize the JSON body into the target type",
-        "body",
+        &["body"],
         "json_invalid",
     ),
     (
         "Failed to parse the request body as JSON",
-        "body",
+        &["body"],
         "json_syntax",
     ),
     (
         "Expected request with `Content-Type: application/json`",
-        "header",
+        &["header", "content-type"],
         "content_type",
     ),
     (
         "Form requests must have `Content-Type: application/x-www-form-urlencoded`",
-        "header",
+        &["header", "content-type"],
         "content_type",
     ),
-    ("Failed to deserialize form body", "body", "form_invalid"),
-    ("Failed to deserialize form", "query", "form_invalid"),
+    ("Failed to deserialize form body", &["body"], "form_invalid"),
+    ("Failed to deserialize form", &["query"], "form_invalid"),
     (
         "Failed to deserialize query string",
-        "query",
+        &["query"],
         "query_invalid",
     ),
-    ("Invalid URL", "path", "path_invalid"),
+    ("Invalid URL", &["path"], "path_invalid"),
     (
         "Failed to buffer the request body",
-        "body",
+        &["body"],
         "body_unreadable",
     ),
     (
         "Request body didn't contain valid UTF-8",
-        "body",
+        &["body"],
         "utf8_invalid",
     ),
 ];
@@ -103,14 +103,9 @@ where
 
 /// The violation an axum rejection text stands for.
 fn rejection(text: &str) -> Option<Violation> {
-    REJECTIONS.iter().find_map(|&(start, location, kind)| {
+    REJECTIONS.iter().find_map(|&(start, loc, kind)| {
         let rest = text.strip_prefix(start)?;
         let reason = rest.strip_prefix(": ").unwrap_or(text);
-        let loc: &[&str] = if location == "header" {
-            &["header", "content-type"]
-        } else {
-            &[location]
-        };
         Some(Violation::new(loc.iter().copied(), reason, kind))
     })
 }

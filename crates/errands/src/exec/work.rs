@@ -160,7 +160,7 @@ where
         Box::pin(async move {
             let handle = tokio::task::spawn_blocking(move || {
                 let _held = held;
-                f().into_task_result()
+                crate::logs::catching(|| f().into_task_result())
             });
             let joined = match timeout {
                 Some(limit) => match tokio::time::timeout(limit, handle).await {

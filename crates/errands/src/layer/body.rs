@@ -7,7 +7,6 @@
 //! `None` or trailers, or when a data frame left `is_end_stream()` true; the request's
 //! `after_response` moment comes when the body is dropped, complete or not.
 
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -98,8 +97,7 @@ where
         if *this.broken {
             return Poll::Ready(None);
         }
-        let polled =
-            std::panic::catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll_frame(cx)));
+        let polled = crate::logs::catch(|| this.inner.as_mut().poll_frame(cx));
         let frame = match polled {
             Ok(frame) => frame,
             Err(panic) => {

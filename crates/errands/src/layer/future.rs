@@ -108,11 +108,12 @@ where
         let scope = &guard.scope;
         let result = match result {
             Ok(Ok(response)) => match errors::carried_panic(&response) {
-                Some(message) => Err(message),
+                // Headers that layers in between added (CORS, say) stay.
+                Some(message) => Err((message, response.into_parts().0.headers)),
                 None => Ok(Ok(response)),
             },
             Ok(Err(error)) => Ok(Err(error)),
-            Err(panic) => Err(crate::task::panic_message(panic)),
+            Err(panic) => Err((crate::task::panic_message(panic), http::HeaderMap::new())),
         };
         match result {
             Ok(Ok(response)) => Poll::Ready(Ok(complete(pipeline, response, guard))),
@@ -128,8 +129,8 @@ where
                 drop(guard);
                 Poll::Ready(Err(error))
             }
-            Err(message) => {
-                let response = errors::respond_to_panic(pipeline, scope, message);
+            Err((message, headers)) => {
+                let response = errors::respond_to_panic(pipeline, scope, message, &headers);
                 scope.route_finished(response.status(), Some(SkipReason::HandlerPanicked));
                 Poll::Ready(Ok(finish(response, guard)))
             }

@@ -113,9 +113,6 @@ where
         }
         let handoff = request.extensions().get::<Arc<Handoff>>().cloned();
         let (guard, span) = open(&self.rt, &mut request);
-        if let Some(handoff) = &handoff {
-            handoff.entered();
-        }
         let inner = span.in_scope(|| self.inner.call(request));
         ResponseFuture::new(inner, guard, self.pipeline.clone(), span, handoff)
     }

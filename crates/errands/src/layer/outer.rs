@@ -5,9 +5,10 @@
 //! answers 413 before the errands layer runs. The guard finishes what the errands layer could
 //! not: a request whose errands future was dropped unfinished is parked in its [`Handoff`],
 //! and the guard completes it with the response that was sent (rendered, reported once, its
-//! tasks skipped for that status — not for a client that never left); an error response for
-//! a request no errands layer saw gets a scope of its own. Requests the errands layer
-//! finished, and successful responses of routes outside any errands layer, pass untouched.
+//! tasks skipped for that status — not for a client that never left). Everything else passes
+//! untouched: requests the errands layer finished, and requests no errands layer saw —
+//! routes the application keeps outside it, and answers of layers outside it that never let
+//! the request in (put those inside; see the semantics page).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,38 +23,23 @@ use tower::{Layer, Service};
 use super::body::RequestGuard;
 use super::future::complete;
 use crate::errors::Pipeline;
-use crate::runtime::Runtime;
 use crate::task::BoxError;
 
-/// What became of one request in the application's errands layer.
+/// Where the application's errands layer leaves a request its future was dropped before the
+/// handler completed.
 #[derive(Default)]
-pub(crate) struct Handoff(Mutex<Stage>);
-
-#[derive(Default)]
-enum Stage {
-    /// No errands layer has seen the request.
-    #[default]
-    Unseen,
-    /// An errands layer owns the request.
-    Entered,
-    /// The errands layer's future was dropped before the handler completed.
-    Parked(RequestGuard),
-}
+pub(crate) struct Handoff(Mutex<Option<RequestGuard>>);
 
 impl Handoff {
-    pub(super) fn entered(&self) {
-        *self.stage() = Stage::Entered;
-    }
-
     pub(super) fn park(&self, guard: RequestGuard) {
-        *self.stage() = Stage::Parked(guard);
+        *self.slot() = Some(guard);
     }
 
-    fn take(&self) -> Stage {
-        std::mem::take(&mut *self.stage())
+    fn take(&self) -> Option<RequestGuard> {
+        self.slot().take()
     }
 
-    fn stage(&self) -> std::sync::MutexGuard<'_, Stage> {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<RequestGuard>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -61,13 +47,12 @@ impl Handoff {
 /// The layer of the outer guard.
 #[derive(Clone)]
 pub(crate) struct OuterLayer {
-    rt: Arc<Runtime>,
     pipeline: Arc<Pipeline>,
 }
 
 impl OuterLayer {
-    pub(crate) fn new(rt: Arc<Runtime>, pipeline: Arc<Pipeline>) -> Self {
-        OuterLayer { rt, pipeline }
+    pub(crate) fn new(pipeline: Arc<Pipeline>) -> Self {
+        OuterLayer { pipeline }
     }
 }
 
@@ -77,7 +62,6 @@ impl<S> Layer<S> for OuterLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Outer {
             inner,
-            rt: self.rt.clone(),
             pipeline: self.pipeline.clone(),
         }
     }
@@ -87,7 +71,6 @@ impl<S> Layer<S> for OuterLayer {
 #[derive(Clone)]
 pub(crate) struct Outer<S> {
     inner: S,
-    rt: Arc<Runtime>,
     pipeline: Arc<Pipeline>,
 }
 
@@ -108,18 +91,9 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let handoff = Arc::new(Handoff::default());
         request.extensions_mut().insert(handoff.clone());
-        // Kept for a request no errands layer sees: its method, route and id header.
-        let mut head = Request::new(());
-        *head.method_mut() = request.method().clone();
-        *head.headers_mut() = request.headers().clone();
-        if let Some(path) = request.extensions().get::<axum::extract::MatchedPath>() {
-            head.extensions_mut().insert(path.clone());
-        }
         OuterFuture {
             inner: self.inner.call(request),
             handoff,
-            head: Some(head),
-            rt: self.rt.clone(),
             pipeline: self.pipeline.clone(),
         }
     }
@@ -131,9 +105,15 @@ pin_project! {
         #[pin]
         inner: F,
         handoff: Arc<Handoff>,
-        head: Option<Request<()>>,
-        rt: Arc<Runtime>,
         pipeline: Arc<Pipeline>,
+    }
+
+    impl<F> PinnedDrop for OuterFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // A request parked after its answer, or never answered (the client left): ended
+            // here, even if something else still holds the hand-off.
+            drop(this.project().handoff.take());
+        }
     }
 }
 
@@ -152,14 +132,8 @@ where
             Err(error) => return Poll::Ready(Err(error)),
         };
         let response = match this.handoff.take() {
-            Stage::Entered => response.map(Body::new),
-            Stage::Parked(guard) => complete(this.pipeline, response, guard),
-            Stage::Unseen if response.status().as_u16() < 400 => response.map(Body::new),
-            Stage::Unseen => {
-                let mut head = this.head.take().expect("polled after completion");
-                let (guard, _span) = super::open(this.rt, &mut head);
-                complete(this.pipeline, response, guard)
-            }
+            Some(parked) => complete(this.pipeline, response, parked),
+            None => response.map(Body::new),
         };
         Poll::Ready(Ok(response))
     }

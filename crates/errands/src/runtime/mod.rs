@@ -30,7 +30,7 @@ use crate::report::{ErrorReport, Reporters};
 use crate::stats::Stats;
 use crate::task::{ErrorHandler, ScheduleError, TaskId};
 
-pub(crate) use limits::Limits;
+pub(crate) use limits::{Limits, Serving};
 
 /// Which limit a slot counts against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,5 +208,10 @@ impl Runtime {
     /// How long shutdown waits for shielded tasks.
     pub(crate) fn shutdown_deadline(&self) -> Duration {
         self.limits.shutdown_deadline
+    }
+
+    /// What `serve` allows its clients.
+    pub(crate) fn serving(&self) -> Serving {
+        self.limits.serving
     }
 }

@@ -6,6 +6,14 @@ use axum::Router;
 use futures_util::FutureExt;
 use tokio::net::TcpListener;
 
+mod body;
+mod server;
+mod signals;
+
+use tokio_util::sync::CancellationToken;
+
+use signals::Signals;
+
 use crate::errands::Errands;
 use crate::shutdown::ShutdownSummary;
 
@@ -14,6 +22,15 @@ impl Errands {
     /// [shutdown sequence](crate::shutdown): the server stops accepting, requests drain,
     /// unshielded tasks are cancelled, shielded tasks finish or are aborted at the deadline,
     /// and teardown hooks run. A second signal skips to the abort. Returns once teardown ran.
+    ///
+    /// It speaks HTTP/1.1 (with upgrades, for WebSockets), with limits and timeouts that slow
+    /// or abusive clients cannot get around — see
+    /// [`max_connections`](crate::ErrandsBuilder::max_connections),
+    /// [`header_read_timeout`](crate::ErrandsBuilder::header_read_timeout),
+    /// [`body_read_timeout`](crate::ErrandsBuilder::body_read_timeout) and
+    /// [`max_header_bytes`](crate::ErrandsBuilder::max_header_bytes), and the semantics page,
+    /// "Serving". For HTTP/2, put a proxy that speaks it in front, or serve with another
+    /// server as described below.
     ///
     /// The router must include [`Errands::layer`]. `serve` puts a guard outside every layer,
     /// so that the response of a layer the application put outside its errands layer —
@@ -46,10 +63,14 @@ impl Errands {
     pub async fn serve(&self, listener: TcpListener, app: Router) -> io::Result<ShutdownSummary> {
         let signals = Signals::install()?;
         let watcher = tokio::spawn(signals.watch(self.clone()));
-        let guard = crate::layer::OuterLayer::new(self.rt().clone(), self.pipeline().clone());
-        let server = axum::serve(listener, app.layer(guard))
-            .with_graceful_shutdown(self.shutdown_started())
-            .into_future();
+        let guard = crate::layer::OuterLayer::new(self.pipeline().clone());
+        let stop = CancellationToken::new();
+        let server = server::run(self.rt().clone(), listener, app.layer(guard), stop.clone());
+        let stopping = self.shutdown_started();
+        tokio::spawn(async move {
+            stopping.await;
+            stop.cancel();
+        });
         let mut server = tokio::spawn(server);
         // `biased`: once shutdown started, the server finishing too is part of the drain.
         let stopped_on_its_own = tokio::select! {
@@ -80,48 +101,5 @@ impl Errands {
             result.map_err(io::Error::other)??;
         }
         Ok(summary)
-    }
-}
-
-/// SIGTERM and SIGINT; installed before the server starts so no signal is missed.
-struct Signals {
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Signals {
-                terminate: signal(SignalKind::terminate())?,
-                interrupt: signal(SignalKind::interrupt())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Signals {})
-    }
-
-    async fn next(&mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.terminate.recv() => {}
-            _ = self.interrupt.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    }
-
-    /// First signal: begin shutdown. Second signal: abort.
-    async fn watch(mut self, errands: Errands) {
-        self.next().await;
-        tracing::info!(target: "errands", "shutdown signal received");
-        errands.begin_shutdown();
-        self.next().await;
-        tracing::warn!(target: "errands", "second shutdown signal received: aborting");
-        errands.abort();
     }
 }
