@@ -7,18 +7,46 @@ use sqlx::SqlitePool;
 
 use crate::{domain, routes};
 
+/// Where on-call alerts go: the URL, and the token to send when it is the demo's own
+/// `/ops/alerts` behind an ops token.
+#[derive(Clone)]
+pub struct Webhook {
+    pub url: String,
+    pub token: Option<std::sync::Arc<str>>,
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub db: SqlitePool,
     pub errands: Errands,
     pub http: reqwest::Client,
-    pub alert_webhook: String,
+    pub alert_webhook: Webhook,
+    /// The token for `/ops/*` and `/stats`; without one, only loopback clients see them.
+    pub ops_token: Option<std::sync::Arc<str>>,
 }
 
 /// The runtime's configuration that belongs to the application: domain error mappings.
 pub fn errands(builder: ErrandsBuilder, db: &SqlitePool) -> ErrandsBuilder {
     domain::register(builder, db.clone())
+}
+
+/// The operational pages: open to loopback clients, or to any client with the ops token
+/// (see [`routes::ops::guard`]).
+fn ops(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/ops/slow", get(routes::ops::slow))
+        .route("/ops/outbox", get(routes::ops::outbox))
+        .route(
+            "/ops/alerts",
+            get(routes::ops::alerts).post(routes::ops::receive_alert),
+        )
+        .route("/ops/notifications", get(routes::ops::notifications))
+        .route("/stats", get(routes::ops::stats))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::ops::guard,
+        ))
 }
 
 /// The service's routes inside the errands layer; with `fault_injection`, also the fault
@@ -36,14 +64,7 @@ pub fn router(state: AppState, fault_injection: bool) -> Router {
         .route("/payments/{id}", get(routes::payments::show))
         .route("/reports/nightly", post(routes::ops::nightly_report))
         .route("/exports", post(routes::ops::export))
-        .route("/ops/slow", get(routes::ops::slow))
-        .route("/ops/outbox", get(routes::ops::outbox))
-        .route(
-            "/ops/alerts",
-            get(routes::ops::alerts).post(routes::ops::receive_alert),
-        )
-        .route("/ops/notifications", get(routes::ops::notifications))
-        .route("/stats", get(routes::ops::stats));
+        .merge(ops(&state));
     if fault_injection {
         routes = routes.route("/drills", post(routes::drills::run));
     }

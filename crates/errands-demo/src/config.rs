@@ -36,6 +36,11 @@ pub struct Config {
     )]
     pub shutdown_deadline_ms: u64,
 
+    /// Token for the operational pages (`/ops/*`, `/stats`), sent as
+    /// `authorization: Bearer TOKEN`. Without one, only loopback clients see them.
+    #[arg(long, env = "ERRANDS_DEMO_OPS_TOKEN")]
+    pub ops_token: Option<String>,
+
     /// Serve `POST /drills`, whose requests inject faults into their handler and tasks, and
     /// `GET /ops/idle`; for reliability testing, never in production.
     #[arg(long, env = "ERRANDS_DEMO_FAULT_INJECTION")]

@@ -31,11 +31,25 @@ pub async fn write_transaction(
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "initial schema".into(),
-        MigrationType::Simple,
-        sqlx::SqlStr::from_static(include_str!("../migrations/0001_init.sql")),
-        false,
-    )])
+    let migration = |version, name: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            name.into(),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "initial schema",
+            include_str!("../migrations/0001_init.sql"),
+        ),
+        migration(
+            2,
+            "e-mail addresses unique whatever their case",
+            include_str!("../migrations/0002_email_nocase.sql"),
+        ),
+    ])
 }

@@ -126,7 +126,7 @@ pub enum PaymentError {
 /// Posts an alert about a failed critical task to the on-call webhook.
 pub async fn alert_on_call(
     http: reqwest::Client,
-    webhook: String,
+    webhook: crate::app::Webhook,
     info: TaskInfo,
     error: TaskError,
 ) -> Result<(), reqwest::Error> {
@@ -137,11 +137,11 @@ pub async fn alert_on_call(
         "request_id": info.request_id().map(|id| id.to_string()),
         "fields": info.fields_json(),
     });
-    http.post(webhook)
-        .json(&alert)
-        .send()
-        .await?
-        .error_for_status()?;
+    let mut request = http.post(webhook.url).json(&alert);
+    if let Some(token) = &webhook.token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await?.error_for_status()?;
     tracing::warn!(task = info.name(), "on-call alerted");
     Ok(())
 }

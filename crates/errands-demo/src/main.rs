@@ -47,10 +47,18 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .no_proxy()
             .timeout(std::time::Duration::from_secs(5))
             .build()?,
-        alert_webhook: config
-            .alert_webhook
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}/ops/alerts")),
+        alert_webhook: match &config.alert_webhook {
+            Some(url) => app::Webhook {
+                url: url.clone(),
+                token: None,
+            },
+            // The demo's own sink: the ops token, if any, goes with the alert (and nowhere else).
+            None => app::Webhook {
+                url: format!("http://{addr}/ops/alerts"),
+                token: config.ops_token.as_deref().map(Into::into),
+            },
+        },
+        ops_token: config.ops_token.as_deref().map(Into::into),
     };
     tracing::info!(%addr, database = %config.database.display(), "listening on http://{addr}");
     let summary = errands

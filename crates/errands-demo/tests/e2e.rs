@@ -327,3 +327,42 @@ async fn fault_drills_are_served_only_with_fault_injection_and_validate_their_in
         "invalid drills schedule nothing: {stats}"
     );
 }
+
+#[tokio::test]
+async fn e_mail_addresses_are_unique_whatever_their_case() {
+    let demo = Demo::start(&[]).await;
+    let first = demo
+        .post("/signups", json!({"email": "Ada@Example.com"}))
+        .await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let again = demo
+        .post("/signups", json!({"email": "ada@example.COM"}))
+        .await;
+    assert_error(again, 409, "conflict").await;
+}
+
+#[tokio::test]
+async fn ops_pages_need_the_token_when_one_is_set() {
+    let mut demo = Demo::start(&["--ops-token", "s3cret"]).await;
+    for path in ["/ops/outbox", "/stats"] {
+        assert_error(demo.get(path).await, 403, "forbidden").await;
+        let with_token = demo
+            .http
+            .get(demo.url(path))
+            .header("authorization", "Bearer s3cret")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(with_token.status(), StatusCode::OK, "{path}");
+    }
+    // The public API stays open, and the demo's own alert sink still gets its alerts.
+    let order = demo.order("ada@example.com").await;
+    let payment = demo
+        .post(
+            &format!("/orders/{order}/payments"),
+            json!({"card": "declined", "processing_ms": 10}),
+        )
+        .await;
+    assert_eq!(payment.status(), StatusCode::ACCEPTED);
+    demo.wait_for("on-call alerted").await;
+}

@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use errands::extract::{Json, Query};
 use errands::{Stats, Tasks};
 use serde::Deserialize;
@@ -25,7 +29,7 @@ pub async fn index() -> axum::Json<Value> {
             "POST /orders/{id}/payments": "{\"card\": \"ok\"|\"declined\", \"processing_ms\"} — shielded processing; declined → on-call alert",
             "GET /payments/{id}": "a payment",
             "POST /reports/nightly": "a background task that fails, to show the central report",
-            "POST /exports": "{\"work_ms\"} — an unshielded long task, cancelled at shutdown",
+            "POST /exports": "{\"work_ms\"} (at most 60 000) — an unshielded long task, cancelled at shutdown",
             "GET /ops/slow?ms=": "a slow request, to watch the drain",
             "GET /ops/outbox": "emails sent",
             "GET /ops/alerts": "alerts received by the default on-call webhook",
@@ -33,6 +37,38 @@ pub async fn index() -> axum::Json<Value> {
             "GET /stats": "task counters",
         }
     }))
+}
+
+/// Lets a request to an operational page through: from a loopback client when no ops token
+/// is configured, otherwise from any client sending `authorization: Bearer TOKEN`. Others get
+/// `403 forbidden` in the error schema.
+pub async fn guard(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Result<Response, errands::ApiError> {
+    if allowed(peer, state.ops_token.as_deref(), request.headers()) {
+        Ok(next.run(request).await)
+    } else {
+        Err(errands::ApiError::from_status(StatusCode::FORBIDDEN))
+    }
+}
+
+fn allowed(peer: SocketAddr, token: Option<&str>, headers: &HeaderMap) -> bool {
+    match token {
+        None => peer.ip().is_loopback(),
+        Some(token) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())),
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub async fn nightly_report(tasks: Tasks) -> errands::Result<(StatusCode, axum::Json<Value>)> {
@@ -45,6 +81,10 @@ pub async fn nightly_report(tasks: Tasks) -> errands::Result<(StatusCode, axum::
     ))
 }
 
+/// The longest an export may work, in milliseconds: a client cannot book the task capacity
+/// for an hour.
+const MAX_EXPORT_MS: u64 = 60_000;
+
 #[derive(Deserialize)]
 pub struct Export {
     #[serde(default)]
@@ -55,7 +95,7 @@ pub async fn export(
     tasks: Tasks,
     Json(export): Json<Export>,
 ) -> errands::Result<(StatusCode, axum::Json<Value>)> {
-    tasks.schedule(jobs::build_export(export.work_ms.min(3_600_000)))?;
+    tasks.schedule(jobs::build_export(export.work_ms.min(MAX_EXPORT_MS)))?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({"status": "exporting"})),
@@ -123,4 +163,23 @@ pub async fn notifications(State(state): State<AppState>) -> errands::Result<axu
 
 pub async fn stats(State(state): State<AppState>) -> axum::Json<Stats> {
     axum::Json(state.errands.stats())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_pages_are_for_loopback_clients_or_the_token_holder() {
+        let loopback: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let remote: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+        let none = HeaderMap::new();
+        let mut bearer = HeaderMap::new();
+        bearer.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert!(allowed(loopback, None, &none));
+        assert!(!allowed(remote, None, &none));
+        assert!(!allowed(loopback, Some("s3cret"), &none));
+        assert!(allowed(remote, Some("s3cret"), &bearer));
+        assert!(!allowed(remote, Some("other"), &bearer));
+    }
 }

@@ -74,7 +74,7 @@ pub async fn create(
         .field("payment_id", id)
         .field("order_id", order_id)
         .on_error(move |info: TaskInfo, error: TaskError| {
-            jobs::alert_on_call(http.clone(), webhook.clone(), info, error)
+            jobs::alert_on_call(http, webhook, info, error)
         })
         .schedule(jobs::process_payment(
             state.db.clone(),

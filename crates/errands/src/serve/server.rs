@@ -13,6 +13,8 @@
 //! * **Body read timeout.** While a handler reads the request body, each wait for the next
 //!   piece may last at most `body_read_timeout`; then reading fails with
 //!   [`BodyTimedOut`](crate::BodyTimedOut).
+//! * **Peer address.** Each request carries its connection's peer address, for axum's
+//!   `ConnectInfo<SocketAddr>` extractor.
 //! * **Accept errors** — running out of file descriptors, most often — pause accepting with
 //!   a growing backoff (10 ms up to 1 s) instead of spinning, and are logged.
 //!
@@ -29,6 +31,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -75,11 +78,11 @@ pub(super) async fn run(
                 }
             }
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok(accepted) => {
                     backoff.reset();
-                    stream
+                    accepted
                 }
                 Err(error) => {
                     backoff.wait(&error, &stop).await;
@@ -93,7 +96,9 @@ pub(super) async fn run(
         let service = app
             .clone()
             .map_request(move |request: http::Request<Incoming>| {
-                request.map(|body| Body::new(TimedBody::new(body, body_timeout)))
+                let mut request = request.map(|body| Body::new(TimedBody::new(body, body_timeout)));
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
             });
         let connection = builder
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
