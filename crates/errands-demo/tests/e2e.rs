@@ -366,3 +366,25 @@ async fn ops_pages_need_the_token_when_one_is_set() {
     assert_eq!(payment.status(), StatusCode::ACCEPTED);
     demo.wait_for("on-call alerted").await;
 }
+
+#[tokio::test]
+async fn an_unknown_sku_is_echoed_bounded() {
+    let demo = Demo::start(&[]).await;
+    let user: Value = demo
+        .post("/signups", json!({"email": "bo@example.com"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sku = "x".repeat(1_900_000);
+    let response = demo
+        .post(
+            "/orders",
+            json!({"user_id": user["id"], "items": [{"sku": sku, "quantity": 1}]}),
+        )
+        .await;
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 404, "{}", &body[..body.len().min(300)]);
+    assert!(body.len() < 2048, "{} bytes echoed", body.len());
+}

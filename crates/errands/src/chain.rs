@@ -160,6 +160,46 @@ fn hidden<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError +
     registered.iter().find_map(|(_, unwrap)| unwrap(error))
 }
 
+/// Longest string kept in echoed JSON (error details, task fields), in bytes.
+pub(crate) const MAX_ECHO_STRING: usize = 256;
+
+/// Most items of an array, or entries of an object, kept in echoed JSON.
+pub(crate) const MAX_ECHO_ITEMS: usize = 100;
+
+/// Deepest nesting kept in echoed JSON; deeper values become `null`.
+pub(crate) const MAX_ECHO_DEPTH: usize = 16;
+
+/// `value` bounded for echoing, as client input may be part of it: strings cut to
+/// [`MAX_ECHO_STRING`] bytes (marked `…`), arrays and objects to [`MAX_ECHO_ITEMS`] entries,
+/// nesting to [`MAX_ECHO_DEPTH`].
+pub(crate) fn bounded_json(value: serde_json::Value) -> serde_json::Value {
+    fn bound(value: serde_json::Value, depth: usize) -> serde_json::Value {
+        use serde_json::Value;
+        if depth > MAX_ECHO_DEPTH {
+            return Value::Null;
+        }
+        match value {
+            Value::String(s) => Value::String(bounded(s, MAX_ECHO_STRING)),
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .take(MAX_ECHO_ITEMS)
+                    .map(|v| bound(v, depth + 1))
+                    .collect(),
+            ),
+            Value::Object(entries) => Value::Object(
+                entries
+                    .into_iter()
+                    .take(MAX_ECHO_ITEMS)
+                    .map(|(k, v)| (bounded(k, MAX_ECHO_STRING), bound(v, depth + 1)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+    bound(value, 0)
+}
+
 /// Display texts of a chain, without those the text before them ends with (an error whose
 /// `Display` is `"{context}: {source}"`, as many are, would otherwise print it twice).
 pub(crate) fn texts<'a>(messages: impl IntoIterator<Item = &'a str>) -> String {
@@ -180,7 +220,21 @@ pub(crate) fn texts<'a>(messages: impl IntoIterator<Item = &'a str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::texts;
+    use super::{MAX_ECHO_ITEMS, MAX_ECHO_STRING, bounded_json, texts};
+
+    #[test]
+    fn echoed_json_is_bounded_in_length_width_and_depth() {
+        let long = "x".repeat(1_900_000);
+        let bounded = bounded_json(serde_json::json!({"sku": long, "list": vec![1; 10_000]}));
+        let sku = bounded["sku"].as_str().unwrap();
+        assert!(sku.len() <= MAX_ECHO_STRING + 3 && sku.ends_with('…'));
+        assert_eq!(bounded["list"].as_array().unwrap().len(), MAX_ECHO_ITEMS);
+        let mut deep = serde_json::json!(1);
+        for _ in 0..100 {
+            deep = serde_json::json!([deep]);
+        }
+        assert!(bounded_json(deep).to_string().len() < 100);
+    }
 
     #[test]
     fn a_source_already_in_its_wrappers_text_is_printed_once() {

@@ -52,10 +52,13 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             },
             code: code.into(),
-            message: message.into(),
+            message: bounded_message(message.into()),
             details: None,
         }
     }
+
+    /// Longest message kept, in bytes; a longer one (which may echo client input) is cut.
+    pub const MAX_MESSAGE: usize = 1024;
 
     /// The error errands uses for `status` when nothing more specific is known: for example
     /// `404 not_found "Not found."`, `500 internal_error "Internal server error."`.
@@ -97,9 +100,11 @@ impl ApiError {
         ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    /// Attaches details (any JSON), rendered as `details`.
+    /// Attaches details (any JSON), rendered as `details`. As they may echo client input,
+    /// they are bounded: strings to 256 bytes, arrays and objects to 100 entries, nesting to
+    /// 16 levels.
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(crate::chain::bounded_json(details));
         self
     }
 
@@ -136,4 +141,15 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         Error::from(self).into_response()
     }
+}
+
+/// `message` cut to [`ApiError::MAX_MESSAGE`] bytes, without copying one that fits.
+fn bounded_message(message: Cow<'static, str>) -> Cow<'static, str> {
+    if message.len() <= ApiError::MAX_MESSAGE {
+        return message;
+    }
+    Cow::Owned(crate::chain::bounded(
+        message.into_owned(),
+        ApiError::MAX_MESSAGE,
+    ))
 }

@@ -139,9 +139,11 @@ impl<'a> TaskBuilder<'a> {
     }
 
     /// Adds a context field: the only task data that reaches reports and logs. The task's
-    /// arguments never do.
+    /// arguments never do. As a value may come from the client, it is bounded like error
+    /// details (strings to 256 bytes, arrays and objects to 100 entries).
     pub fn field(mut self, key: &'static str, value: impl Into<serde_json::Value>) -> Self {
-        self.fields.push((key, value.into()));
+        self.fields
+            .push((key, crate::chain::bounded_json(value.into())));
         self
     }
 
