@@ -187,3 +187,26 @@ async fn malformed_requests_and_oversized_heads_are_answered_by_the_server_and_c
     assert_eq!(probe(addr).await, 200);
     stop(&errands, server).await;
 }
+
+#[tokio::test]
+async fn a_router_without_the_errands_layer_is_refused_before_accepting() {
+    let errands = Errands::builder().without_tracing_reporter().build();
+    let handled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = handled.clone();
+    let app = Router::new().fallback(move || {
+        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        async { "fallback" }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let error = tokio::time::timeout(PATIENCE, errands.serve(listener, app))
+        .await
+        .expect("refused at once")
+        .expect_err("a router without the layer is refused");
+    assert!(error.to_string().contains("errands layer"), "{error}");
+    assert!(TcpStream::connect(addr).await.is_err(), "never listened");
+    assert!(
+        handled.load(std::sync::atomic::Ordering::SeqCst),
+        "the probe reached the fallback, not a handler"
+    );
+}

@@ -106,6 +106,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        if let Some(probe) = request.extensions().get::<Probe>() {
+            // `serve` checking, before it accepts, that the router has this layer.
+            probe.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            return ResponseFuture::nested(self.inner.call(request));
+        }
         if request.extensions().get::<Arc<RequestScope>>().is_some() {
             // An outer errands layer already owns this request: pass it through, so nothing
             // is tracked or reported twice.
@@ -146,6 +151,29 @@ fn open<B>(rt: &Arc<Runtime>, request: &mut Request<B>) -> (RequestGuard, tracin
     );
     request.extensions_mut().insert(scope.clone());
     (RequestGuard::new(scope), span)
+}
+
+/// Marks the request [`Errands::serve`](crate::Errands::serve) sends through the router before
+/// it accepts connections: an errands layer that sees it sets the flag and passes it through
+/// untracked.
+#[derive(Clone, Default)]
+pub(crate) struct Probe(pub(crate) Arc<std::sync::atomic::AtomicBool>);
+
+impl Probe {
+    /// Whether `app` has an errands layer: sends it a request with a method of its own
+    /// (`ERRANDS-PROBE`, which no CORS layer takes for a preflight) for a path no application
+    /// serves, so it reaches the fallback, or a method-not-allowed answer, and no handler.
+    pub(crate) async fn finds_layer(app: &axum::Router) -> bool {
+        use tower::ServiceExt;
+        let probe = Probe::default();
+        let mut request = Request::new(Body::empty());
+        *request.method_mut() =
+            http::Method::from_bytes(b"ERRANDS-PROBE").expect("a valid method token");
+        *request.uri_mut() = http::Uri::from_static("/.well-known/errands-probe");
+        request.extensions_mut().insert(probe.clone());
+        let _ = app.clone().oneshot(request).await;
+        probe.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// The request's id, and whether the request header already carries exactly it: the first

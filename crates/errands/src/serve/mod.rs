@@ -58,9 +58,16 @@ impl Errands {
     ///
     /// # Errors
     ///
-    /// If the signal handlers cannot be installed, or the server fails before shutdown; in
+    /// If the router has no errands layer (checked before the first connection is accepted,
+    /// with a request that reaches no handler), if the signal handlers cannot be installed, or
+    /// if the server fails before shutdown; in
     /// the latter case the shutdown sequence still runs first, so no task is lost silently.
     pub async fn serve(&self, listener: TcpListener, app: Router) -> io::Result<ShutdownSummary> {
+        if !crate::layer::Probe::finds_layer(&app).await {
+            return Err(io::Error::other(
+                "the router has no errands layer: add `.layer(errands.layer())` to it, last",
+            ));
+        }
         let signals = Signals::install()?;
         let watcher = tokio::spawn(signals.watch(self.clone()));
         let guard = crate::layer::OuterLayer::new(self.pipeline().clone());
