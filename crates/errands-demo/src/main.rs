@@ -65,6 +65,11 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .serve(listener, app::router(state, config.fault_injection))
         .await?;
     tracing::info!(?summary, "stopped");
+    if summary.lost_work() {
+        // A request cut off or a shielded task aborted: tell the supervisor.
+        tracing::error!("stopped with work lost: exiting with status 3");
+        std::process::exit(3);
+    }
     Ok(())
 }
 

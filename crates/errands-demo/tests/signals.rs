@@ -46,12 +46,13 @@ async fn sigterm_aborts_shielded_tasks_at_the_deadline_and_reports_them_by_name(
     demo.pay(order, "ok", 600_000).await;
     demo.signal("-TERM");
     let status = demo.finish().await;
-    assert!(status.success(), "clean exit: {status:?}");
+    assert_eq!(status.code(), Some(3), "work was lost: {status:?}");
     demo.assert_order(&[
         &["shutdown: cancelling unshielded tasks"],
         &["shutdown: aborting tasks still running"],
         &["task aborted", "process_payment", "payment_id"],
         &["teardown: database closed"],
+        &["stopped with work lost"],
     ]);
     assert!(!demo.seen.iter().any(|l| l.contains("payment processed")));
 }
@@ -66,7 +67,7 @@ async fn a_second_sigterm_skips_to_the_abort() {
     demo.wait_for("shutdown: cancelling unshielded tasks").await;
     demo.signal("-TERM");
     let status = demo.finish().await;
-    assert!(status.success(), "clean exit: {status:?}");
+    assert_eq!(status.code(), Some(3), "work was lost: {status:?}");
     demo.assert_order(&[
         &["second shutdown signal received"],
         &["task aborted", "process_payment"],

@@ -125,6 +125,14 @@ impl ErrandsBuilder {
         self
     }
 
+    /// How long an abort waits for tasks to stop (default 5 s) before shutdown goes on without
+    /// them and reports them; blocking closures cannot be interrupted and are named in the
+    /// report.
+    pub fn abort_grace(mut self, grace: Duration) -> Self {
+        self.limits.abort_grace = grace;
+        self
+    }
+
     /// How many connections [`Errands::serve`] serves at once (default 1024); beyond it, new
     /// connections wait in the listen backlog until one closes. Keep it below the process's
     /// file descriptor limit, with room for the database and outgoing connections.

@@ -11,8 +11,9 @@
 //!
 //! [`Errands::abort`](crate::Errands::abort) (a second signal) skips straight to the abort in whatever step shutdown
 //! is. Tasks stop at their next `.await`; a task that never yields cannot be stopped by any
-//! async runtime, so the abort waits at most [`ABORT_GRACE`] for tasks to acknowledge it and
-//! reports any that did not.
+//! async runtime, and a blocking closure runs until it returns, so the abort waits at most
+//! the abort grace ([`ABORT_GRACE`] by default) for tasks to acknowledge it and reports the
+//! ones that did not — blocking tasks by name.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,7 +28,8 @@ use crate::report::{ErrorReport, Origin};
 use crate::runtime::Runtime;
 use crate::task::TaskError;
 
-/// How long an abort waits for tasks to stop before shutdown goes on without them.
+/// How long an abort waits by default for tasks to stop before shutdown goes on without them
+/// ([`ErrandsBuilder::abort_grace`](crate::ErrandsBuilder::abort_grace) sets it).
 pub const ABORT_GRACE: Duration = Duration::from_secs(5);
 
 /// What a shutdown did.
@@ -44,6 +46,8 @@ pub struct ShutdownSummary {
     pub aborted: u64,
     /// Tasks that had not stopped when the abort grace ran out.
     pub unstopped: u64,
+    /// Requests still in flight when the drain timeout ran out.
+    pub requests_cut: u64,
     /// Teardown hooks that failed or panicked.
     pub teardown_failures: usize,
 }
@@ -100,8 +104,13 @@ async fn run(
         _ = rt.aborted().cancelled() => false,
         result = timeout(rt.drain_timeout(), drain) => result.is_ok(),
     };
+    let requests_cut = if drained {
+        0
+    } else {
+        rt.requests().len() as u64
+    };
     if !drained {
-        tracing::warn!(target: "errands", requests_in_flight = rt.requests().len(), "shutdown: requests still in flight after the drain");
+        tracing::warn!(target: "errands", requests_in_flight = requests_cut, "shutdown: requests still in flight after the drain");
     }
 
     // A task starting now is either seen by the waits below or sees the runtime closed (see
@@ -118,12 +127,17 @@ async fn run(
     if !completed {
         tracing::warn!(target: "errands", tasks_running = rt.tasks().len(), "shutdown: aborting tasks still running");
         rt.abort();
-        if timeout(ABORT_GRACE, rt.tasks().wait()).await.is_err() {
+        if timeout(rt.abort_grace(), rt.tasks().wait()).await.is_err() {
             unstopped = rt.tasks().len() as u64;
-            rt.report(
-                ErrorReport::new(Origin::Runtime)
-                    .message(format!("{unstopped} tasks did not stop after the abort")),
-            );
+            let blocking = rt.blocking_names();
+            let message = match blocking.is_empty() {
+                true => format!("{unstopped} tasks did not stop after the abort"),
+                false => format!(
+                    "{unstopped} tasks did not stop after the abort; still blocking: {}",
+                    blocking.join(", ")
+                ),
+            };
+            rt.report(ErrorReport::new(Origin::Runtime).message(message));
         }
     }
 
@@ -136,7 +150,27 @@ async fn run(
         cancelled: stats.cancelled,
         aborted: stats.aborted,
         unstopped,
+        requests_cut,
         teardown_failures,
+    }
+}
+
+impl ShutdownSummary {
+    /// Whether work was lost: a request was cut off at the drain timeout, a shielded task was
+    /// aborted, or a task did not even stop. Cancelled unshielded tasks are not lost work —
+    /// they are what unshielded means. A process should exit non-zero then, so that its
+    /// supervisor sees it.
+    ///
+    /// ```no_run
+    /// # async fn f(errands: errands::Errands, listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
+    /// let summary = errands.serve(listener, app).await?;
+    /// if summary.lost_work() {
+    ///     std::process::exit(1);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn lost_work(&self) -> bool {
+        self.requests_cut > 0 || self.aborted > 0 || self.unstopped > 0
     }
 }
 

@@ -238,3 +238,46 @@ async fn shutdown_called_twice_runs_once() {
         1
     );
 }
+
+// Real time: tokio does not auto-advance paused time while a blocking closure runs.
+#[tokio::test]
+async fn a_blocking_task_that_outlives_the_abort_grace_is_named_and_counts_as_lost_work() {
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = reports.clone();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .reporter(move |r: &errands::ErrorReport| sink.lock().unwrap().push(r.message.to_string()))
+        .shutdown_deadline(Duration::from_millis(100))
+        .abort_grace(Duration::from_millis(200))
+        .build();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let (started, running) = tokio::sync::oneshot::channel::<()>();
+    errands
+        .tasks()
+        .immediate()
+        .name("resize_image")
+        .shield()
+        .schedule_blocking(move || {
+            let _ = started.send(());
+            blocked.recv()
+        })
+        .unwrap();
+    running.await.unwrap();
+    let begun = std::time::Instant::now();
+    let summary = errands.shutdown().await;
+    assert!(
+        begun.elapsed() < errands::shutdown::ABORT_GRACE,
+        "the configured grace, not the default: {:?}",
+        begun.elapsed()
+    );
+    assert_eq!((summary.aborted, summary.unstopped), (1, 1));
+    assert!(summary.lost_work());
+    let reports = reports.lock().unwrap().clone();
+    assert!(
+        reports
+            .iter()
+            .any(|m| m.contains("still blocking: resize_image (task 1)")),
+        "{reports:?}"
+    );
+    release.send(()).unwrap();
+}

@@ -156,7 +156,11 @@ where
         let (f, rt, timeout) = (self.0, cx.rt, cx.timeout);
         // The closure keeps its slot, and stays visible to shutdown, until it returns.
         let slot = cx.slot.take().map(|kind| HeldSlot::new(rt, slot_of(kind)));
-        let held = (slot, Member::new(rt, Runtime::tasks));
+        let held = (
+            slot,
+            Member::new(rt, Runtime::tasks),
+            rt.blocking_started(cx.info),
+        );
         Box::pin(async move {
             let handle = tokio::task::spawn_blocking(move || {
                 let _held = held;

@@ -10,6 +10,7 @@ pub(crate) struct Limits {
     pub(crate) max_blocking: usize,
     pub(crate) drain_timeout: Duration,
     pub(crate) shutdown_deadline: Duration,
+    pub(crate) abort_grace: Duration,
     pub(crate) serving: Serving,
 }
 
@@ -41,6 +42,7 @@ impl Default for Limits {
             max_blocking: 16,
             drain_timeout: Duration::from_secs(30),
             shutdown_deadline: Duration::from_secs(30),
+            abort_grace: Duration::from_secs(5),
             serving: Serving::default(),
         }
     }

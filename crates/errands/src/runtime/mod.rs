@@ -17,6 +17,7 @@
 
 mod limits;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use crate::lifecycle::{Event, Lifecycle};
 use crate::live::Live;
 use crate::report::{ErrorReport, Reporters};
 use crate::stats::Stats;
-use crate::task::{ErrorHandler, ScheduleError, TaskId};
+use crate::task::{ErrorHandler, ScheduleError, TaskId, TaskInfo};
 
 pub(crate) use limits::{Limits, Serving};
 
@@ -53,6 +54,9 @@ pub(crate) struct Runtime {
     slots: Semaphore,
     /// One permit per running blocking task.
     blocking_slots: Semaphore,
+    /// The blocking closures running now, by task: at most `max_blocking`. Named when an
+    /// abort cannot stop them.
+    blocking: std::sync::Mutex<Vec<(TaskId, String)>>,
     /// Every started task, and blocking closures still running after their task ended.
     tasks: Live,
     /// Every request inside the layer until its response is over, and open WebSocket
@@ -80,6 +84,7 @@ impl Runtime {
         Runtime {
             slots: Semaphore::new(limits.max_running),
             blocking_slots: Semaphore::new(limits.max_blocking),
+            blocking: std::sync::Mutex::default(),
             limits,
             span_level,
             on_error,
@@ -210,8 +215,52 @@ impl Runtime {
         self.limits.shutdown_deadline
     }
 
+    /// Records that `task`'s blocking closure runs, until the returned guard is dropped.
+    pub(crate) fn blocking_started(self: &Arc<Self>, task: &TaskInfo) -> BlockingRun {
+        let entry = (
+            task.id(),
+            format!("{} (task {})", task.name(), task.id().as_u64()),
+        );
+        self.blocking_list().push(entry);
+        BlockingRun {
+            rt: self.clone(),
+            id: task.id(),
+        }
+    }
+
+    /// The blocking closures running now, by name.
+    pub(crate) fn blocking_names(&self) -> Vec<String> {
+        self.blocking_list()
+            .iter()
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+
+    fn blocking_list(&self) -> std::sync::MutexGuard<'_, Vec<(TaskId, String)>> {
+        self.blocking
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long an abort waits for tasks to stop.
+    pub(crate) fn abort_grace(&self) -> Duration {
+        self.limits.abort_grace
+    }
+
     /// What `serve` allows its clients.
     pub(crate) fn serving(&self) -> Serving {
         self.limits.serving
+    }
+}
+
+/// A blocking closure of a task, running: see [`Runtime::blocking_started`].
+pub(crate) struct BlockingRun {
+    rt: Arc<Runtime>,
+    id: TaskId,
+}
+
+impl Drop for BlockingRun {
+    fn drop(&mut self) {
+        self.rt.blocking_list().retain(|(id, _)| *id != self.id);
     }
 }

@@ -121,6 +121,13 @@ pub(super) async fn run(
         });
     }
     drop(listener);
+    // Connections still reading a request head are not requests yet: say so, so that a
+    // drain waiting on them is not a mystery.
+    tracing::info!(
+        target: "errands",
+        connections_open = connections.len(),
+        "server: stopped accepting; each open connection closes once its request in flight is answered, or its request head times out"
+    );
     connections.close();
     connections.wait().await;
     Ok(())
