@@ -28,7 +28,9 @@ pub struct AppState {
 
 /// The runtime's configuration that belongs to the application: domain error mappings.
 pub fn errands(builder: ErrandsBuilder, db: &SqlitePool) -> ErrandsBuilder {
-    domain::register(builder, db.clone())
+    // Exports are long and any client can start them: their own small group, so a storm of
+    // them cannot take the capacity sign-ups, orders and payments need.
+    domain::register(builder, db.clone()).group("exports", 2, 8)
 }
 
 /// The operational pages: open to loopback clients, or to any client with the ops token

@@ -36,6 +36,19 @@ pub struct Config {
     )]
     pub shutdown_deadline_ms: u64,
 
+    /// How long a connection may take to send each request head, idle keep-alive time
+    /// included, in milliseconds.
+    #[arg(
+        long,
+        env = "ERRANDS_DEMO_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub header_read_timeout_ms: u64,
+
+    /// How many connections are served at once; more wait in the listen backlog.
+    #[arg(long, env = "ERRANDS_DEMO_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
     /// Token for the operational pages (`/ops/*`, `/stats`), sent as
     /// `authorization: Bearer TOKEN`. Without one, only loopback clients see them.
     #[arg(long, env = "ERRANDS_DEMO_OPS_TOKEN")]

@@ -35,6 +35,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let errands = app::errands(Errands::builder(), &db)
         .drain_timeout(config.drain_timeout())
         .shutdown_deadline(config.shutdown_deadline())
+        .header_read_timeout(std::time::Duration::from_millis(
+            config.header_read_timeout_ms,
+        ))
+        .max_connections(config.max_connections)
         .on_teardown(move || async move {
             closing.close().await;
             tracing::info!("teardown: database closed");

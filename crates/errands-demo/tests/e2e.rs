@@ -388,3 +388,23 @@ async fn an_unknown_sku_is_echoed_bounded() {
     assert_eq!(status, 404, "{}", &body[..body.len().min(300)]);
     assert!(body.len() < 2048, "{} bytes echoed", body.len());
 }
+
+#[tokio::test]
+async fn an_export_storm_stops_at_its_group_and_sign_ups_still_answer() {
+    let demo = Demo::start(&[]).await;
+    let mut accepted = 0;
+    for _ in 0..20 {
+        let export = demo.post("/exports", json!({"work_ms": 3_600_000})).await;
+        match export.status().as_u16() {
+            202 => accepted += 1,
+            _ => {
+                assert_error(export, 503, "overloaded").await;
+            }
+        }
+    }
+    assert_eq!(accepted, 10, "2 running and 8 waiting, then 503");
+    let signup = demo
+        .post("/signups", json!({"email": "cy@example.com"}))
+        .await;
+    assert_eq!(signup.status(), StatusCode::CREATED);
+}

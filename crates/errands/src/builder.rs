@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use crate::errands::Errands;
 use crate::errors::{ApiError, ErrorContext, Format, Pipeline};
 use crate::report::{Reporter, Reporters, TracingReporter};
-use crate::runtime::{Limits, Runtime};
+use crate::runtime::{Group, Limits, Runtime};
 use crate::shutdown::{Shutdown, TeardownHook};
 use crate::task::{ErrorHandler, OnError, TaskResult};
 
@@ -50,6 +50,7 @@ impl Errands {
 #[must_use]
 pub struct ErrandsBuilder {
     limits: Limits,
+    groups: Vec<Group>,
     span_level: tracing::Level,
     on_error: Option<ErrorHandler>,
     pipeline: Pipeline,
@@ -62,6 +63,7 @@ impl Default for ErrandsBuilder {
     fn default() -> Self {
         ErrandsBuilder {
             limits: Limits::default(),
+            groups: Vec::new(),
             span_level: tracing::Level::INFO,
             on_error: None,
             pipeline: Pipeline::default(),
@@ -122,6 +124,27 @@ impl ErrandsBuilder {
     /// are cancelled (default 30 s). What is still running then is aborted.
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
         self.limits.shutdown_deadline = deadline;
+        self
+    }
+
+    /// Declares the task group `name`, with running and queued limits of its own: tasks
+    /// scheduled with [`TaskBuilder::group`](crate::TaskBuilder::group) count against these
+    /// instead of the runtime's `max_running` and `max_queued`, so a storm of them — one
+    /// client starting hour-long exports, say — stops at the group's limits (`503
+    /// overloaded`) and leaves the rest of the capacity to everything else. Blocking tasks
+    /// share `max_blocking` whatever their group. Declaring a name again replaces it.
+    ///
+    /// ```
+    /// # async fn build_export() {}
+    /// # async fn handler(tasks: errands::Tasks) -> Result<(), errands::ScheduleError> {
+    /// tasks.immediate().group("exports").schedule(build_export())?;
+    /// # Ok(()) }
+    /// let errands = errands::Errands::builder().group("exports", 2, 8).build();
+    /// # let _ = errands;
+    /// ```
+    pub fn group(mut self, name: &'static str, max_running: usize, max_queued: usize) -> Self {
+        self.groups.retain(|group| group.name != name);
+        self.groups.push(Group::new(name, max_running, max_queued));
         self
     }
 
@@ -348,6 +371,7 @@ impl ErrandsBuilder {
         }
         let rt = Runtime::new(
             self.limits,
+            self.groups,
             self.span_level,
             self.on_error,
             Reporters::new(reporters),

@@ -82,10 +82,10 @@ impl Lifecycle {
         }
     }
 
-    /// Admits one more task with its id, unless `cap` tasks are unfinished already; a refusal
-    /// is counted by the [`Rejected`](Event::Rejected) event the caller emits.
-    pub(crate) fn admit(&self, cap: u64) -> Option<TaskId> {
-        self.counters.admit(cap)
+    /// Counts one more task, which its group admitted, and hands out its id (a refusal is
+    /// counted by the [`Rejected`](Event::Rejected) event the caller emits).
+    pub(crate) fn admit(&self) -> TaskId {
+        self.counters.admit()
     }
 
     /// Passes one event to its consumers.

@@ -110,14 +110,10 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// Admits one more task, with its id, unless `cap` tasks are unfinished already. The
-    /// count never passes `cap`, even for a moment, so a caller is refused only at the limit
-    /// and a snapshot never shows more than `cap` unfinished.
-    pub(crate) fn admit(&self, cap: u64) -> Option<TaskId> {
-        self.unfinished
-            .fetch_update(AcqRel, Acquire, |n| (n < cap).then_some(n + 1))
-            .ok()?;
-        Some(TaskId(self.scheduled.fetch_add(1, Relaxed) + 1))
+    /// Counts one more task, admitted by its group, and hands out its id.
+    pub(crate) fn admit(&self) -> TaskId {
+        self.unfinished.fetch_add(1, AcqRel);
+        TaskId(self.scheduled.fetch_add(1, Relaxed) + 1)
     }
 
     pub(crate) fn rejected(&self) {
@@ -192,48 +188,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn admission_stops_exactly_at_the_cap_and_resumes_when_a_task_ends() {
+    fn ids_are_handed_out_in_order() {
         let counters = Counters::default();
-        let ids: Vec<u64> = (0..3)
-            .map(|_| counters.admit(3).unwrap().as_u64())
-            .collect();
-        assert_eq!(ids, [1, 2, 3], "ids are handed out in order");
-        assert_eq!(counters.admit(3), None, "the fourth is refused at the cap");
-        assert_eq!(
-            counters.snapshot(0).scheduled,
-            3,
-            "a refusal is not scheduled"
-        );
-        counters.finished(Outcome::Succeeded, false);
-        assert_eq!(counters.admit(3).map(TaskId::as_u64), Some(4));
-        assert_eq!(counters.admit(3), None);
-    }
-
-    #[test]
-    fn a_cap_of_zero_admits_nothing() {
-        assert_eq!(Counters::default().admit(0), None);
-    }
-
-    #[test]
-    fn concurrent_admissions_never_pass_the_cap() {
-        let counters = Counters::default();
-        let admitted: usize = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| (0..1000).filter(|_| counters.admit(100).is_some()).count()))
-                .collect();
-            workers.into_iter().map(|w| w.join().unwrap()).sum()
-        });
-        assert_eq!(admitted, 100);
-        let stats = counters.snapshot(0);
-        assert_eq!((stats.scheduled, stats.running), (100, 100));
-        assert!(stats.is_balanced());
+        let ids: Vec<u64> = (0..3).map(|_| counters.admit().as_u64()).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(counters.snapshot(0).running, 3);
     }
 
     #[test]
     fn every_stage_is_counted_once_and_the_invariant_holds() {
         let counters = Counters::default();
         for _ in 0..3 {
-            counters.admit(10).unwrap();
+            counters.admit();
         }
         counters.pending_added();
         counters.queued();

@@ -210,3 +210,24 @@ async fn a_router_without_the_errands_layer_is_refused_before_accepting() {
         "the probe reached the fallback, not a handler"
     );
 }
+
+#[tokio::test]
+async fn a_half_sent_request_head_does_not_hold_the_drain() {
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .header_read_timeout(Duration::from_secs(3600))
+        .drain_timeout(Duration::from_secs(3600))
+        .build();
+    let (addr, server) = start(&errands).await;
+    let mut half = TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"GET / HTTP/1.1\r\nHost").await.unwrap();
+    assert_eq!(
+        probe(addr).await,
+        200,
+        "served, so the half head was accepted too"
+    );
+    // With an hour's header and drain timeouts, only closing the half-sent connection at
+    // once lets shutdown finish within the patience.
+    stop(&errands, server).await;
+    assert_eq!(until_closed(&mut half).await, "");
+}

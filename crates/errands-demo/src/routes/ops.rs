@@ -29,7 +29,7 @@ pub async fn index() -> axum::Json<Value> {
             "POST /orders/{id}/payments": "{\"card\": \"ok\"|\"declined\", \"processing_ms\"} — shielded processing; declined → on-call alert",
             "GET /payments/{id}": "a payment",
             "POST /reports/nightly": "a background task that fails, to show the central report",
-            "POST /exports": "{\"work_ms\"} (at most 60 000) — an unshielded long task, cancelled at shutdown",
+            "POST /exports": "{\"work_ms\"} (at most 60 000) — an unshielded long task in its own small group (2 running, 8 waiting), cancelled at shutdown",
             "GET /ops/slow?ms=": "a slow request, to watch the drain",
             "GET /ops/outbox": "emails sent",
             "GET /ops/alerts": "alerts received by the default on-call webhook",
@@ -95,7 +95,10 @@ pub async fn export(
     tasks: Tasks,
     Json(export): Json<Export>,
 ) -> errands::Result<(StatusCode, axum::Json<Value>)> {
-    tasks.schedule(jobs::build_export(export.work_ms.min(MAX_EXPORT_MS)))?;
+    tasks
+        .immediate()
+        .group("exports")
+        .schedule(jobs::build_export(export.work_ms.min(MAX_EXPORT_MS)))?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({"status": "exporting"})),

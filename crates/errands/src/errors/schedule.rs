@@ -20,7 +20,7 @@ pub(crate) fn public(error: &ScheduleError) -> ApiError {
             "overloaded",
             "The service is overloaded; try again later.",
         ),
-        ScheduleError::NoRuntime => ApiError::internal(),
+        ScheduleError::NoRuntime | ScheduleError::UnknownGroup(_) => ApiError::internal(),
     }
 }
 

@@ -246,7 +246,7 @@ impl Task {
 impl Drop for Task {
     fn drop(&mut self) {
         if let Some(kind) = self.slot.take() {
-            slot::give_back(self.rt.slots(kind));
+            slot::give_back(self.rt.slots(kind, self.info.meta.group));
         }
         let outcome = self.outcome.unwrap_or_else(|| {
             self.rt
@@ -310,7 +310,8 @@ pin_project! {
 impl<W: Work> Run<W> {
     /// Takes a slot at once when one is free; otherwise the task starts `queued`.
     fn new(mut task: Task, work: W) -> Self {
-        let stage = if slot::try_take(task.rt.slots(W::SLOTS)) {
+        let group = task.info.meta.group;
+        let stage = if slot::try_take(task.rt.slots(W::SLOTS, group)) {
             task.hold(W::SLOTS, false);
             Stage::running(&mut task, work)
         } else {
@@ -321,7 +322,7 @@ impl<W: Work> Run<W> {
                 tokio::select! {
                     biased;
                     _ = stop.cancelled() => false,
-                    taken = slot::take(rt.slots(W::SLOTS)) => taken,
+                    taken = slot::take(rt.slots(W::SLOTS, group)) => taken,
                 }
             });
             Stage::Queued {

@@ -155,7 +155,10 @@ where
     fn into_body(self, cx: BodyCx<'_>) -> Self::Body {
         let (f, rt, timeout) = (self.0, cx.rt, cx.timeout);
         // The closure keeps its slot, and stays visible to shutdown, until it returns.
-        let slot = cx.slot.take().map(|kind| HeldSlot::new(rt, slot_of(kind)));
+        let slot = cx
+            .slot
+            .take()
+            .map(|_| HeldSlot::new(rt, Runtime::blocking_slots));
         let held = (
             slot,
             Member::new(rt, Runtime::tasks),
@@ -181,13 +184,5 @@ where
                 }),
             }
         })
-    }
-}
-
-/// The runtime's semaphore of one kind of slot, as a function a [`HeldSlot`] can keep.
-fn slot_of(kind: SlotKind) -> fn(&Runtime) -> &tokio::sync::Semaphore {
-    match kind {
-        SlotKind::Running => |rt| rt.slots(SlotKind::Running),
-        SlotKind::Blocking => |rt| rt.slots(SlotKind::Blocking),
     }
 }

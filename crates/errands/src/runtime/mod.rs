@@ -15,6 +15,7 @@
 //! * Shutdown has three signals: `started` (stop accepting, drain), `cancel` (unshielded tasks
 //!   stop), `abort` (every task stops). An abort also cancels.
 
+mod group;
 mod limits;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use crate::report::{ErrorReport, Reporters};
 use crate::stats::Stats;
 use crate::task::{ErrorHandler, ScheduleError, TaskId, TaskInfo};
 
+pub(crate) use group::{Group, GroupId};
 pub(crate) use limits::{Limits, Serving};
 
 /// Which limit a slot counts against.
@@ -50,8 +52,8 @@ pub(crate) struct Runtime {
     /// The default `on_error` handler, for tasks without their own.
     on_error: Option<ErrorHandler>,
     lifecycle: Lifecycle,
-    /// One permit per running (async) task.
-    slots: Semaphore,
+    /// The task groups, the default one first: each with its running slots and its cap.
+    groups: Vec<Group>,
     /// One permit per running blocking task.
     blocking_slots: Semaphore,
     /// The blocking closures running now, by task: at most `max_blocking`. Named when an
@@ -74,15 +76,18 @@ pub(crate) struct Runtime {
 impl Runtime {
     pub(crate) fn new(
         limits: Limits,
+        groups: Vec<Group>,
         span_level: tracing::Level,
         on_error: Option<ErrorHandler>,
         reporters: Reporters,
     ) -> Self {
+        let default = Group::new("default", limits.max_running, limits.max_queued);
+        let groups = std::iter::once(default).chain(groups).collect();
         // An abort also cancels, so a task waits on one token: unshielded on `cancel`,
         // shielded on `abort`.
         let abort = CancellationToken::new();
         Runtime {
-            slots: Semaphore::new(limits.max_running),
+            groups,
             blocking_slots: Semaphore::new(limits.max_blocking),
             blocking: std::sync::Mutex::default(),
             limits,
@@ -108,26 +113,32 @@ impl Runtime {
         self.on_error.as_ref()
     }
 
-    /// Admits one more task, or says why not (emitting [`Event::Rejected`]).
-    pub(crate) fn admit(&self) -> Result<(TaskId, Handle), ScheduleError> {
+    /// Admits one more task into `group`, or says why not (emitting [`Event::Rejected`]).
+    pub(crate) fn admit(&self, group: GroupId) -> Result<(TaskId, Handle), ScheduleError> {
         let admitted = || {
             if self.is_closed() {
                 return Err(ScheduleError::ShuttingDown);
             }
             let handle = Handle::try_current().map_err(|_| ScheduleError::NoRuntime)?;
-            let cap = self
-                .limits
-                .max_running
-                .saturating_add(self.limits.max_queued) as u64;
-            let id = self.lifecycle.admit(cap).ok_or(ScheduleError::Overloaded)?;
-            Ok((id, handle))
+            if !self.groups[group.0].admit() {
+                return Err(ScheduleError::Overloaded);
+            }
+            Ok((self.lifecycle.admit(), handle))
         };
         admitted().inspect_err(|error| self.emit(Event::Rejected(error)))
     }
 
-    /// Passes an event through the lifecycle seam.
+    /// The group called `name`.
+    pub(crate) fn group(&self, name: &str) -> Option<GroupId> {
+        self.groups.iter().position(|g| g.name == name).map(GroupId)
+    }
+
+    /// Passes an event through the lifecycle seam; a finished task leaves its group.
     #[inline]
     pub(crate) fn emit(&self, event: Event<'_>) {
+        if let Event::Finished { task, .. } = &event {
+            self.groups[task.meta.group.0].release();
+        }
         self.lifecycle.emit(event);
     }
 
@@ -144,12 +155,17 @@ impl Runtime {
         self.lifecycle.stats(self.requests.len())
     }
 
-    /// The semaphore of one kind of slot.
-    pub(crate) fn slots(&self, kind: SlotKind) -> &Semaphore {
+    /// The semaphore of one kind of slot: a running slot is `group`'s.
+    pub(crate) fn slots(&self, kind: SlotKind, group: GroupId) -> &Semaphore {
         match kind {
-            SlotKind::Running => &self.slots,
-            SlotKind::Blocking => &self.blocking_slots,
+            SlotKind::Running => &self.groups[group.0].slots,
+            SlotKind::Blocking => self.blocking_slots(),
         }
+    }
+
+    /// The semaphore of blocking slots, shared by every group.
+    pub(crate) fn blocking_slots(&self) -> &Semaphore {
+        &self.blocking_slots
     }
 
     /// Started tasks not terminal yet.

@@ -93,9 +93,14 @@ pub(super) async fn run(
         };
         let _ = stream.set_nodelay(true);
         let body_timeout = serving.body_read_timeout;
+        // Whether the connection delivered a request: a timeout after one is an idle
+        // keep-alive connection closing, not a client rejected.
+        let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let saw_request = served.clone();
         let service = app
             .clone()
             .map_request(move |request: http::Request<Incoming>| {
+                saw_request.store(true, Ordering::Relaxed);
                 let mut request = request.map(|body| Body::new(TimedBody::new(body, body_timeout)));
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
@@ -109,32 +114,40 @@ pub(super) async fn run(
             let result = tokio::select! {
                 result = connection.as_mut() => result,
                 () = stop.cancelled() => {
-                    // Finish the request in flight, if any, then close.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+                    if served.load(Ordering::Relaxed) {
+                        // Finish the request in flight, if any, then close.
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    } else {
+                        // Still sending its first request head (or nothing at all): no
+                        // request exists to finish, so the drain does not wait for it.
+                        Ok(())
+                    }
                 }
             };
             if let Err(error) = result {
-                rejected(&rt, &error);
+                rejected(&rt, &error, served.load(Ordering::Relaxed));
             }
             drop(slot);
         });
     }
     drop(listener);
-    // Connections still reading a request head are not requests yet: say so, so that a
-    // drain waiting on them is not a mystery.
+    // Connections that never delivered a request close now; the others once their request in
+    // flight is answered (or their next head times out): say how many, so that a drain
+    // waiting on them is no mystery.
     tracing::info!(
         target: "errands",
         connections_open = connections.len(),
-        "server: stopped accepting; each open connection closes once its request in flight is answered, or its request head times out"
+        "server: stopped accepting; open connections close once their request in flight is answered"
     );
     connections.close();
     connections.wait().await;
     Ok(())
 }
 
-/// Counts and logs a connection hyper ended by itself, when it is one a client caused.
-fn rejected(rt: &Runtime, error: &hyper::Error) {
+/// Counts and logs a connection hyper ended by itself, when it is one a client caused;
+/// `served`: the connection delivered a request before.
+fn rejected(rt: &Runtime, error: &hyper::Error, served: bool) {
     static MALFORMED: Throttle = Throttle::new();
     static TOO_LARGE: Throttle = Throttle::new();
     static TIMED_OUT: Throttle = Throttle::new();
@@ -142,13 +155,14 @@ fn rejected(rt: &Runtime, error: &hyper::Error) {
         (&TOO_LARGE, "request head too large: answered by the server")
     } else if error.is_parse() {
         (&MALFORMED, "malformed request: answered 400 by the server")
-    } else if error.is_timeout() {
+    } else if error.is_timeout() && !served {
         (
             &TIMED_OUT,
             "request head not received within the header read timeout: closed",
         )
     } else {
-        // The client went away, or an upgraded connection closed: nothing to say.
+        // The client went away, an idle keep-alive connection timed out, or an upgraded
+        // connection closed: nothing to say.
         return;
     };
     rt.emit(Event::RejectedByServer);

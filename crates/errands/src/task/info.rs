@@ -81,7 +81,13 @@ pub(crate) struct TaskMeta {
     pub(crate) always: bool,
     pub(crate) fields: Vec<Field>,
     pub(crate) request: Option<Arc<RequestInfo>>,
+    /// The task's group.
+    pub(crate) group: GroupId,
 }
+
+/// Which group a task belongs to: an index into the runtime's groups, the default one first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GroupId(pub(crate) usize);
 
 tokio::task_local! {
     static CURRENT: TaskInfo;

@@ -12,8 +12,8 @@ mod retry;
 
 pub use dispatch::ErrorHandlers;
 pub use handler::{ErrorHandler, OnError};
-pub(crate) use info::TaskMeta;
 pub use info::{Field, TaskId, TaskInfo, Timing};
+pub(crate) use info::{GroupId, TaskMeta};
 pub(crate) use name::TaskName;
 pub(crate) use outcome::panic_message;
 pub use outcome::{BoxError, Outcome, SharedError, SkipReason, TaskError, TaskResult};

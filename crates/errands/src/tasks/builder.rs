@@ -9,8 +9,8 @@ use super::Tasks;
 use crate::exec::{Blocking, Once, Pending, Prepared, RetryHook, Retrying, Work};
 use crate::lifecycle::Event;
 use crate::task::{
-    ErrorHandler, Field, RetryPolicy, ScheduleError, TaskError, TaskId, TaskInfo, TaskMeta,
-    TaskName, TaskResult, Timing,
+    ErrorHandler, Field, GroupId, RetryPolicy, ScheduleError, TaskError, TaskId, TaskInfo,
+    TaskMeta, TaskName, TaskResult, Timing,
 };
 
 /// Configures one task; made by [`Tasks::immediate`], [`Tasks::after_route`] or
@@ -47,6 +47,7 @@ pub struct TaskBuilder<'a> {
     on_error: Option<ErrorHandler>,
     timeout: Option<Duration>,
     fields: Vec<Field>,
+    group: Option<&'static str>,
 }
 
 impl std::fmt::Debug for TaskBuilder<'_> {
@@ -74,7 +75,18 @@ impl<'a> TaskBuilder<'a> {
             on_error: None,
             timeout: None,
             fields: Vec::new(),
+            group: None,
         }
+    }
+
+    /// Runs the task in the group `name` (declared with
+    /// [`ErrandsBuilder::group`](crate::ErrandsBuilder::group)): it counts against that
+    /// group's running and queued limits instead of the runtime's, so that a storm of such
+    /// tasks cannot take the capacity other work needs. Scheduling with a name the runtime does
+    /// not know fails with [`ScheduleError::UnknownGroup`].
+    pub fn group(mut self, name: &'static str) -> Self {
+        self.group = Some(name);
+        self
     }
 
     /// Names the task in reports, logs and `settle()` failures. By default the name is derived
@@ -214,7 +226,15 @@ impl<'a> TaskBuilder<'a> {
 
     fn submit<W: Work>(self, work: W, derived: TaskName) -> Result<TaskId, ScheduleError> {
         let rt = self.tasks.rt();
-        let (id, handle) = rt.admit()?;
+        let group = match self.group {
+            None => GroupId::default(),
+            Some(name) => rt.group(name).ok_or_else(|| {
+                let error = ScheduleError::UnknownGroup(name);
+                rt.emit(Event::Rejected(&error));
+                error
+            })?,
+        };
+        let (id, handle) = rt.admit(group)?;
         let request = self.tasks.scope();
         let info = TaskInfo {
             meta: Arc::new(TaskMeta {
@@ -225,6 +245,7 @@ impl<'a> TaskBuilder<'a> {
                 always: self.always,
                 fields: self.fields,
                 request: request.map(|scope| scope.info().clone()),
+                group,
             }),
             attempt: 1,
         };

@@ -1,0 +1,85 @@
+//! Attacks from one client against a real demo process over loopback, bounded in count and
+//! time: slow request heads under a lowered file-descriptor limit (`prlimit`), and a declared
+//! body over the limit (the export storm and the oversized echo are in `e2e.rs`). Figures
+//! are printed with `--nocapture` for docs/RELIABILITY.md.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{Demo, PATIENCE};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SLOW: usize = 1100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_heads_cannot_take_the_service_down_even_at_its_fd_limit() {
+    let demo = Demo::start(&[
+        "--header-read-timeout-ms",
+        "1000",
+        "--max-connections",
+        "900",
+    ])
+    .await;
+    // The server process may hold at most 1024 files: fewer than the attack's connections.
+    let limited = std::process::Command::new("prlimit")
+        .args(["--pid", &demo.pid().to_string(), "--nofile=1024:1024"])
+        .status()
+        .expect("prlimit is installed");
+    assert!(limited.success());
+
+    let attack = Instant::now();
+    let mut slow = Vec::with_capacity(SLOW);
+    for _ in 0..SLOW {
+        let mut stream = TcpStream::connect(&demo.addr).await.unwrap();
+        stream
+            .write_all(b"GET /products HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let sent = attack.elapsed();
+    // A well-behaved client is answered within the header read timeout (plus its own wait
+    // in the backlog), not after the attacker leaves: the attacker never leaves here.
+    let probe = tokio::time::timeout(PATIENCE, demo.get("/products"))
+        .await
+        .expect("the probe is answered while the attack holds its connections");
+    assert_eq!(probe.status(), 200);
+    println!(
+        "{SLOW} slow heads sent in {sent:?}; probe answered {:?} after the attack began",
+        attack.elapsed()
+    );
+
+    let mut buffer = Vec::new();
+    for stream in &mut slow {
+        buffer.clear();
+        let closed = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut buffer)).await;
+        assert!(closed.is_ok(), "every slow connection is closed");
+    }
+    println!(
+        "all {SLOW} slow connections closed after {:?}",
+        attack.elapsed()
+    );
+    let stats: Value = demo.get_json("/stats").await;
+    assert_eq!(stats["rejected_by_server"], SLOW as u64, "{stats}");
+}
+
+#[tokio::test]
+async fn a_declared_body_over_the_limit_is_answered_413_at_once() {
+    let demo = Demo::start(&[]).await;
+    let mut stream = TcpStream::connect(&demo.addr).await.unwrap();
+    stream
+        .write_all(b"POST /signups HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3000000\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(PATIENCE, stream.read(&mut answer))
+        .await
+        .expect("answered without the rest of the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+}
