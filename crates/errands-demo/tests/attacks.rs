@@ -83,3 +83,46 @@ async fn a_declared_body_over_the_limit_is_answered_413_at_once() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("payload_too_large"), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_files_the_server_backs_off_and_resumes_within_the_header_timeout() {
+    const HEADS: usize = 300;
+    // The default connection limit (1 024) is far above what 128 files allow: accepting
+    // fails with "too many open files" until the slow connections are closed.
+    let mut demo = Demo::start(&["--header-read-timeout-ms", "1000"]).await;
+    let limited = std::process::Command::new("prlimit")
+        .args(["--pid", &demo.pid().to_string(), "--nofile=128:128"])
+        .status()
+        .expect("prlimit is installed");
+    assert!(limited.success());
+    let attack = Instant::now();
+    let mut slow = Vec::with_capacity(HEADS);
+    for _ in 0..HEADS {
+        let mut stream = TcpStream::connect(&demo.addr).await.unwrap();
+        stream
+            .write_all(b"GET /products HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    demo.wait_for("accepting a connection failed: backing off")
+        .await;
+    let probe = tokio::time::timeout(PATIENCE, demo.get("/products"))
+        .await
+        .expect("service resumes while the attack holds its connections");
+    assert_eq!(probe.status(), 200);
+    println!(
+        "out of files: probe answered {:?} after the attack began",
+        attack.elapsed()
+    );
+    let mut buffer = Vec::new();
+    for stream in &mut slow {
+        buffer.clear();
+        let closed = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut buffer)).await;
+        assert!(closed.is_ok(), "every slow connection is closed");
+    }
+    println!(
+        "out of files: all {HEADS} closed after {:?}",
+        attack.elapsed()
+    );
+}
