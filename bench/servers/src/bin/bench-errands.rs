@@ -35,7 +35,10 @@ async fn stats(State(errands): State<Errands>) -> Json<serde_json::Value> {
 async fn main() {
     let _logs = errands_bench_servers::logs();
     // The default reporter: one tracing event per failed task, into the non-blocking log.
-    let errands = Errands::new();
+    // Request and task spans at DEBUG, below the log's INFO: plain axum opens no span per
+    // request either (as tower-http's `TraceLayer` defaults to DEBUG). errands' default, INFO,
+    // puts the request id on every line and costs what the subscriber spends per span.
+    let errands = Errands::builder().span_level(tracing::Level::DEBUG).build();
     let app = Router::new()
         .route("/plain", get(|| async { "ok" }))
         .route("/task", post(task))

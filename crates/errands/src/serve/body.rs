@@ -7,20 +7,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 use crate::request::BodyTimedOut;
 
 pin_project! {
     /// A request body with an inactivity timeout: each wait for the next frame may last at
-    /// most `limit`.
+    /// most `limit`. The timer exists only once the body had to wait: a body that arrives
+    /// with its head (most do) never costs one.
     pub(super) struct TimedBody<B> {
         #[pin]
         inner: B,
         limit: Duration,
-        #[pin]
-        timer: Sleep,
-        waiting: bool,
+        timer: Option<Pin<Box<Sleep>>>,
     }
 }
 
@@ -29,8 +28,7 @@ impl<B> TimedBody<B> {
         TimedBody {
             inner,
             limit,
-            timer: tokio::time::sleep(limit),
-            waiting: false,
+            timer: None,
         }
     }
 }
@@ -47,17 +45,18 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            *this.waiting = false;
+            // A frame came: the next wait starts afresh.
+            *this.timer = None;
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if !*this.waiting {
-            *this.waiting = true;
-            this.timer.as_mut().reset(Instant::now() + *this.limit);
-        }
-        ready!(this.timer.poll(cx));
-        Poll::Ready(Some(Err(Box::new(BodyTimedOut(*this.limit)))))
+        let limit = *this.limit;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Some(Err(Box::new(BodyTimedOut(limit)))))
     }
 
     fn is_end_stream(&self) -> bool {

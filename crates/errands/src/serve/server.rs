@@ -91,7 +91,6 @@ pub(super) async fn run(
             },
             () = stop.cancelled() => break,
         };
-        let _ = stream.set_nodelay(true);
         let body_timeout = serving.body_read_timeout;
         // Whether the connection delivered a request: a timeout after one is an idle
         // keep-alive connection closing, not a client rejected.
@@ -101,7 +100,15 @@ pub(super) async fn run(
             .clone()
             .map_request(move |request: http::Request<Incoming>| {
                 saw_request.store(true, Ordering::Relaxed);
-                let mut request = request.map(|body| Body::new(TimedBody::new(body, body_timeout)));
+                let mut request = request.map(|body| {
+                    // A body that is already complete (no body at all, most often) cannot
+                    // stall: it needs no timer.
+                    if http_body::Body::is_end_stream(&body) {
+                        Body::new(body)
+                    } else {
+                        Body::new(TimedBody::new(body, body_timeout))
+                    }
+                });
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });
