@@ -75,6 +75,9 @@
 // (docs/ARCHITECTURE.md; checked by the `layers` test).
 mod builder;
 mod chain;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod durable;
 mod errands;
 mod errors;
 mod exec;

@@ -1,0 +1,444 @@
+//! [`SqliteStore`]: the store contract on SQLite, through sqlx.
+//!
+//! One writer at a time is SQLite's rule; every write here is one statement (or one
+//! `BEGIN IMMEDIATE` transaction), so writers queue on the database's busy timeout rather
+//! than fail on a lock upgrade. Use WAL mode for readers beside the writer. The tables live
+//! in the application's own database file unless it gives the store another pool; the
+//! schema is versioned in its own table (`errands_schema`), apart from the application's
+//! migrations.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::{Connection, Row};
+
+use super::state::{JobId, JobState, JobStatus};
+use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
+
+/// The schema's migrations, in order: (version, SQL).
+const MIGRATIONS: [(i64, &str); 1] = [(1, include_str!("0001_jobs.sql"))];
+
+/// Longest error text kept with a job, in bytes.
+const MAX_ERROR: usize = 4096;
+
+/// The durable job store on SQLite.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use errands::durable::{NewJob, SqliteStore, Store};
+///
+/// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+/// let store = SqliteStore::new(pool).await?; // creates or upgrades its tables
+/// let id = store.enqueue(NewJob::new("send_invoice", serde_json::json!({"order": 7}))).await?.id();
+/// assert_eq!(store.status(id).await?.state, errands::durable::JobState::Available);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// A store on `pool`, whose tables are created or upgraded first.
+    ///
+    /// # Errors
+    ///
+    /// If the database is unavailable, or a migration fails (nothing of it is applied).
+    pub async fn new(pool: SqlitePool) -> Result<Self, StoreError> {
+        let mut conn = pool.acquire().await.map_err(database)?;
+        migrate(&mut conn).await?;
+        drop(conn);
+        Ok(SqliteStore { pool })
+    }
+
+    /// The pool the store uses.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Stores `job` on `conn` — typically the caller's open transaction (`&mut *tx`), so
+    /// that the job commits, or rolls back, with the caller's own writes.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Store::enqueue`]; the caller's transaction is left to the caller.
+    pub async fn enqueue_in(
+        conn: &mut SqliteConnection,
+        job: NewJob,
+    ) -> Result<Enqueued, StoreError> {
+        let args = serde_json::to_string(&job.args).map_err(StoreError::Encode)?;
+        let fields = serde_json::to_string(&job.fields).map_err(StoreError::Encode)?;
+        let state = if job.held {
+            JobState::Held
+        } else {
+            JobState::Available
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO errands_jobs (kind, queue, args, state, max_attempts, run_at, \
+             unique_key, request_id, owner, fields, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(&job.kind)
+        .bind(&job.queue)
+        .bind(args)
+        .bind(state.as_str())
+        .bind(i64::from(job.max_attempts.max(1)))
+        .bind(millis(job.run_at))
+        .bind(&job.unique_key)
+        .bind(&job.request_id)
+        .bind(&job.owner)
+        .bind(fields)
+        .bind(millis(SystemTime::now()))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(database)?;
+        if let Some(row) = inserted {
+            return Ok(Enqueued::New(JobId(row.get(0))));
+        }
+        let live: i64 = sqlx::query_scalar(
+            "SELECT id FROM errands_jobs WHERE kind = ? AND unique_key = ? \
+             AND state IN ('held', 'available', 'running')",
+        )
+        .bind(&job.kind)
+        .bind(&job.unique_key)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(database)?;
+        Ok(Enqueued::Duplicate(JobId(live)))
+    }
+
+    /// Runs one statement that must change the job `id` in a state it allows; when it changed
+    /// nothing, says why.
+    async fn change(&self, id: JobId, query: Update<'_>) -> Result<(), StoreError> {
+        let changed = query
+            .execute(&self.pool)
+            .await
+            .map_err(database)?
+            .rows_affected();
+        if changed > 0 {
+            return Ok(());
+        }
+        let state = self.status(id).await?.state;
+        Err(StoreError::WrongState { id, state })
+    }
+
+    /// A write fenced by `token`: nothing changed means the token no longer holds.
+    async fn fenced(&self, id: JobId, query: Update<'_>) -> Result<(), StoreError> {
+        let changed = query
+            .execute(&self.pool)
+            .await
+            .map_err(database)?
+            .rows_affected();
+        match changed {
+            0 => Err(StoreError::Stale(id)),
+            _ => Ok(()),
+        }
+    }
+}
+
+type Update<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+impl Store for SqliteStore {
+    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(database)?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(database)?;
+        let enqueued = SqliteStore::enqueue_in(&mut tx, job).await?;
+        tx.commit().await.map_err(database)?;
+        Ok(enqueued)
+    }
+
+    async fn release(&self, id: JobId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE errands_jobs SET state = 'available', owner = NULL \
+             WHERE id = ? AND state = 'held'",
+        )
+        .bind(id.0)
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn skip(&self, id: JobId, reason: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE errands_jobs SET state = 'skipped', owner = NULL, last_error = ?, \
+             report_owed = 1, finished_at = ? WHERE id = ? AND state = 'held'",
+        )
+        .bind(bounded(reason))
+        .bind(millis(SystemTime::now()))
+        .bind(id.0)
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim(
+        &self,
+        queue: &str,
+        owner: &str,
+        now: SystemTime,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE errands_jobs SET state = 'running', attempt = attempt + 1, \
+             token = token + 1, lease_until = ?, owner = ? \
+             WHERE id IN (SELECT id FROM errands_jobs WHERE state = 'available' \
+             AND queue = ? AND run_at <= ? ORDER BY run_at, id LIMIT ?) \
+             RETURNING id, kind, args, attempt, max_attempts, token, request_id, fields",
+        )
+        .bind(millis(now + lease))
+        .bind(owner)
+        .bind(queue)
+        .bind(millis(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        let mut claimed: Vec<Claimed> = rows.iter().map(claimed).collect();
+        claimed.sort_by_key(|c| c.id);
+        Ok(claimed)
+    }
+
+    async fn heartbeat(&self, id: JobId, token: i64, until: SystemTime) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE errands_jobs SET lease_until = ? \
+             WHERE id = ? AND token = ? AND state = 'running'",
+        )
+        .bind(millis(until))
+        .bind(id.0)
+        .bind(token);
+        self.fenced(id, query).await
+    }
+
+    async fn complete(&self, id: JobId, token: i64) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE errands_jobs SET state = 'succeeded', lease_until = NULL, owner = NULL, \
+             finished_at = ? WHERE id = ? AND token = ? AND state = 'running'",
+        )
+        .bind(millis(SystemTime::now()))
+        .bind(id.0)
+        .bind(token);
+        self.fenced(id, query).await
+    }
+
+    async fn fail(
+        &self,
+        id: JobId,
+        token: i64,
+        error: &str,
+        retry_at: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE errands_jobs SET \
+             state = CASE WHEN ?1 IS NOT NULL AND attempt < max_attempts \
+                 THEN 'available' ELSE 'failed' END, \
+             report_owed = CASE WHEN ?1 IS NOT NULL AND attempt < max_attempts THEN 0 ELSE 1 END, \
+             finished_at = CASE WHEN ?1 IS NOT NULL AND attempt < max_attempts THEN NULL ELSE ?2 END, \
+             run_at = COALESCE(?1, run_at), last_error = ?3, lease_until = NULL, owner = NULL \
+             WHERE id = ?4 AND token = ?5 AND state = 'running'",
+        )
+        .bind(retry_at.map(millis))
+        .bind(millis(SystemTime::now()))
+        .bind(bounded(error))
+        .bind(id.0)
+        .bind(token);
+        self.fenced(id, query).await
+    }
+
+    async fn rescue(&self, now: SystemTime) -> Result<Vec<JobId>, StoreError> {
+        let now = millis(now);
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE errands_jobs SET \
+             state = CASE WHEN attempt < max_attempts THEN 'available' ELSE 'failed' END, \
+             report_owed = CASE WHEN attempt < max_attempts THEN 0 ELSE 1 END, \
+             finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE ?1 END, \
+             run_at = ?1, lease_until = NULL, owner = NULL, \
+             last_error = 'the lease expired: the worker stopped, or stopped renewing it' \
+             WHERE state = 'running' AND lease_until < ?1 RETURNING id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        let mut ids: Vec<JobId> = ids.into_iter().map(JobId).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn requeue(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE errands_jobs SET state = 'available', attempt = attempt - 1, \
+             lease_until = NULL, owner = NULL, run_at = ? \
+             WHERE state = 'running' AND owner = ?",
+        )
+        .bind(millis(SystemTime::now()))
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn cancel(&self, id: JobId) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE errands_jobs SET state = 'cancelled', owner = NULL, finished_at = ? \
+             WHERE id = ? AND state IN ('held', 'available')",
+        )
+        .bind(millis(SystemTime::now()))
+        .bind(id.0);
+        self.change(id, query).await
+    }
+
+    async fn retry(&self, id: JobId, now: SystemTime) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE errands_jobs SET state = 'available', attempt = 0, run_at = ?, \
+             finished_at = NULL, report_owed = 0 \
+             WHERE id = ? AND state IN ('failed', 'cancelled', 'discarded', 'skipped')",
+        )
+        .bind(millis(now))
+        .bind(id.0);
+        self.change(id, query).await
+    }
+
+    async fn discard(&self, id: JobId) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE errands_jobs SET state = 'discarded', owner = NULL, report_owed = 0, \
+             finished_at = ? WHERE id = ? AND state NOT IN ('running', 'discarded')",
+        )
+        .bind(millis(SystemTime::now()))
+        .bind(id.0);
+        self.change(id, query).await
+    }
+
+    async fn status(&self, id: JobId) -> Result<JobStatus, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, kind, queue, state, attempt, max_attempts, last_error \
+             FROM errands_jobs WHERE id = ?",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(database)?
+        .ok_or(StoreError::NotFound(id))?;
+        status(&row)
+    }
+
+    async fn unreported(&self, limit: u32) -> Result<Vec<JobStatus>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, queue, state, attempt, max_attempts, last_error \
+             FROM errands_jobs WHERE report_owed = 1 ORDER BY id LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        rows.iter().map(status).collect()
+    }
+
+    async fn reported(&self, id: JobId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE errands_jobs SET report_owed = 0 WHERE id = ?")
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(database)?;
+        Ok(())
+    }
+
+    async fn prune(&self, before: SystemTime) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM errands_jobs WHERE finished_at IS NOT NULL AND finished_at < ? \
+             AND report_owed = 0 \
+             AND state IN ('succeeded', 'failed', 'cancelled', 'discarded', 'skipped')",
+        )
+        .bind(millis(before))
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Applies the migrations not applied yet, each in its own transaction with its version.
+async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS errands_schema (version INTEGER PRIMARY KEY)")
+        .execute(&mut *conn)
+        .await
+        .map_err(database)?;
+    for (version, sql) in MIGRATIONS {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(database)?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM errands_schema WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(database)?;
+        if applied.is_none() {
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(database)?;
+            sqlx::query("INSERT INTO errands_schema (version) VALUES (?)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(database)?;
+        }
+        tx.commit().await.map_err(database)?;
+    }
+    Ok(())
+}
+
+fn claimed(row: &SqliteRow) -> Claimed {
+    Claimed {
+        id: JobId(row.get("id")),
+        kind: row.get("kind"),
+        args: json(row.get("args")),
+        attempt: count(row.get("attempt")),
+        max_attempts: count(row.get("max_attempts")),
+        token: row.get("token"),
+        request_id: row.get("request_id"),
+        fields: json(row.get("fields")),
+    }
+}
+
+fn status(row: &SqliteRow) -> Result<JobStatus, StoreError> {
+    let id = JobId(row.get("id"));
+    let state: String = row.get("state");
+    Ok(JobStatus {
+        id,
+        kind: row.get("kind"),
+        queue: row.get("queue"),
+        state: JobState::parse(&state).ok_or_else(|| {
+            StoreError::Database(format!("job {id} has the unknown state {state:?}").into())
+        })?,
+        attempt: count(row.get("attempt")),
+        max_attempts: count(row.get("max_attempts")),
+        last_error: row.get("last_error"),
+    })
+}
+
+/// Stored JSON text as a value; text that is not JSON (written by hand, say) as a string, so
+/// that the worker reports it rather than the store failing.
+fn json(text: String) -> serde_json::Value {
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+fn count(stored: i64) -> u32 {
+    u32::try_from(stored.max(0)).unwrap_or(u32::MAX)
+}
+
+fn millis(at: SystemTime) -> i64 {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn bounded(text: &str) -> String {
+    crate::chain::bounded(text.to_owned(), MAX_ERROR)
+}
+
+fn database(error: sqlx::Error) -> StoreError {
+    StoreError::Database(Box::new(error))
+}

@@ -1,0 +1,105 @@
+//! A job's identity and state.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// A durable job's id, unique in its store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct JobId(pub i64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Where a job is in its life; see [the module docs](crate::durable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobState {
+    /// Stored with its request, waiting for the request's moment (`after_route`,
+    /// `after_response`).
+    Held,
+    /// Runnable once its `run_at` has come.
+    Available,
+    /// Claimed by a worker, under a lease.
+    Running,
+    /// Done.
+    Succeeded,
+    /// Out of attempts (or its arguments could not be decoded, or no process knows its type).
+    Failed,
+    /// Cancelled before it ran.
+    Cancelled,
+    /// Discarded by an operator.
+    Discarded,
+    /// Never ran: its request ended in a way that skips it.
+    Skipped,
+}
+
+impl JobState {
+    /// The stable name stored and shown: `held`, `available`, `running`, `succeeded`,
+    /// `failed`, `cancelled`, `discarded`, `skipped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Held => "held",
+            JobState::Available => "available",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::Discarded => "discarded",
+            JobState::Skipped => "skipped",
+        }
+    }
+
+    /// The state named `name`, as stored.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "held" => JobState::Held,
+            "available" => JobState::Available,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            "discarded" => JobState::Discarded,
+            "skipped" => JobState::Skipped,
+            _ => return None,
+        })
+    }
+
+    /// Whether the job is over: it will not run again unless retried by an operator.
+    pub fn is_finished(self) -> bool {
+        !matches!(
+            self,
+            JobState::Held | JobState::Available | JobState::Running
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the store knows of a job, for the "202 + poll" pattern and for operators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct JobStatus {
+    /// The job's id.
+    pub id: JobId,
+    /// The job type's stable name.
+    pub kind: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its state.
+    pub state: JobState,
+    /// Attempts made so far (an attempt interrupted by shutdown is not counted).
+    pub attempt: u32,
+    /// Attempts allowed in all.
+    pub max_attempts: u32,
+    /// The last error's text, bounded; never its arguments.
+    pub last_error: Option<String>,
+}

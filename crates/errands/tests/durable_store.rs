@@ -1,0 +1,391 @@
+//! The durable store contract (`errands::durable`), as a conformance suite: every rule of the
+//! state machine against a real store. Each check is a function generic over `Store`, so the
+//! PostgreSQL store runs the very same suite; here, SQLite (a real database file).
+#![cfg(feature = "sqlite")]
+
+use std::time::{Duration, SystemTime};
+
+use errands::durable::{Enqueued, JobState, NewJob, SqliteStore, Store, StoreError};
+use serde_json::json;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn sqlite() -> (SqliteStore, tempfile_path::TempPath) {
+    let path = tempfile_path::TempPath::new();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path.path())
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    (SqliteStore::new(pool).await.unwrap(), path)
+}
+
+/// A unique database file, removed when dropped.
+mod tempfile_path {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    pub struct TempPath(PathBuf);
+
+    impl TempPath {
+        pub fn new() -> Self {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            TempPath(std::env::temp_dir().join(format!(
+                "errands-store-{}-{}.db",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            )))
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            }
+        }
+    }
+}
+
+fn job(kind: &str) -> NewJob {
+    NewJob::new(kind, json!({"order": 7}))
+}
+
+fn later(seconds: u64) -> SystemTime {
+    SystemTime::now() + Duration::from_secs(seconds)
+}
+
+async fn claims_run_due_jobs_once_in_order_and_complete_under_their_token(store: &impl Store) {
+    let first = store.enqueue(job("a")).await.unwrap().id();
+    let second = store.enqueue(job("b")).await.unwrap().id();
+    let future = store
+        .enqueue(job("c").run_at(later(3600)))
+        .await
+        .unwrap()
+        .id();
+    let claimed = store
+        .claim("default", "p1", SystemTime::now(), LEASE, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = claimed.iter().map(|c| c.id).collect();
+    assert_eq!(ids, [first, second], "due jobs only, oldest first");
+    assert_eq!(claimed[0].args, json!({"order": 7}));
+    assert_eq!(claimed[0].attempt, 1);
+    assert!(
+        store
+            .claim("default", "p2", SystemTime::now(), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a running job is not claimed twice"
+    );
+    store.complete(first, claimed[0].token).await.unwrap();
+    assert_eq!(
+        store.status(first).await.unwrap().state,
+        JobState::Succeeded
+    );
+    assert!(matches!(
+        store.complete(first, claimed[0].token).await,
+        Err(StoreError::Stale(_))
+    ));
+    assert_eq!(
+        store.status(future).await.unwrap().state,
+        JobState::Available
+    );
+}
+
+async fn a_stale_attempt_cannot_overwrite_the_newer_one(store: &impl Store) {
+    let id = store.enqueue(job("a").max_attempts(3)).await.unwrap().id();
+    let now = SystemTime::now();
+    let old = store.claim("default", "p1", now, LEASE, 1).await.unwrap();
+    // The first worker hangs past its lease: rescued, then claimed again.
+    let rescued = store.rescue(now + LEASE * 2).await.unwrap();
+    assert_eq!(rescued, [id]);
+    let new = store
+        .claim("default", "p2", now + LEASE * 2, LEASE, 1)
+        .await
+        .unwrap();
+    assert_eq!(new[0].attempt, 2);
+    assert_ne!(new[0].token, old[0].token);
+    for stale in [
+        store.complete(id, old[0].token).await,
+        store.fail(id, old[0].token, "late", None).await,
+        store.heartbeat(id, old[0].token, later(60)).await,
+    ] {
+        assert!(matches!(stale, Err(StoreError::Stale(_))), "{stale:?}");
+    }
+    store
+        .heartbeat(id, new[0].token, now + LEASE * 4)
+        .await
+        .unwrap();
+    assert!(
+        store.rescue(now + LEASE * 3).await.unwrap().is_empty(),
+        "the heartbeat extended the lease"
+    );
+    store.complete(id, new[0].token).await.unwrap();
+    assert_eq!(store.status(id).await.unwrap().state, JobState::Succeeded);
+}
+
+async fn failures_retry_until_the_attempts_run_out_and_then_owe_a_report(store: &impl Store) {
+    let id = store.enqueue(job("a").max_attempts(2)).await.unwrap().id();
+    let now = SystemTime::now();
+    let first = store.claim("default", "p", now, LEASE, 1).await.unwrap();
+    store
+        .fail(id, first[0].token, "smtp down", Some(now))
+        .await
+        .unwrap();
+    let status = store.status(id).await.unwrap();
+    assert_eq!((status.state, status.attempt), (JobState::Available, 1));
+    assert!(
+        store.unreported(10).await.unwrap().is_empty(),
+        "a retry is not reported"
+    );
+    let second = store.claim("default", "p", now, LEASE, 1).await.unwrap();
+    store
+        .fail(id, second[0].token, "smtp down", Some(now))
+        .await
+        .unwrap();
+    let status = store.status(id).await.unwrap();
+    assert_eq!((status.state, status.attempt), (JobState::Failed, 2));
+    assert_eq!(status.last_error.as_deref(), Some("smtp down"));
+    let owed = store.unreported(10).await.unwrap();
+    assert_eq!(owed.iter().map(|s| s.id).collect::<Vec<_>>(), [id]);
+    store.reported(id).await.unwrap();
+    assert!(store.unreported(10).await.unwrap().is_empty());
+}
+
+async fn an_expired_lease_without_attempts_left_fails_and_owes_a_report(store: &impl Store) {
+    let id = store.enqueue(job("a")).await.unwrap().id();
+    let now = SystemTime::now();
+    store.claim("default", "p", now, LEASE, 1).await.unwrap();
+    assert_eq!(store.rescue(now + LEASE * 2).await.unwrap(), [id]);
+    let status = store.status(id).await.unwrap();
+    assert_eq!(status.state, JobState::Failed);
+    assert!(status.last_error.unwrap().contains("lease expired"));
+    assert_eq!(store.unreported(10).await.unwrap().len(), 1);
+}
+
+async fn held_jobs_wait_for_their_release_or_are_skipped(store: &impl Store) {
+    let released = store
+        .enqueue(job("a").held("req-1", "p1"))
+        .await
+        .unwrap()
+        .id();
+    let skipped = store
+        .enqueue(job("b").held("req-2", "p1"))
+        .await
+        .unwrap()
+        .id();
+    let now = SystemTime::now();
+    assert!(
+        store
+            .claim("default", "w", now, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.release(released).await.unwrap());
+    assert!(!store.release(released).await.unwrap(), "released once");
+    assert!(
+        store
+            .skip(skipped, "the response status was 500")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.release(skipped).await.unwrap(),
+        "a skipped job stays skipped"
+    );
+    let claimed = store.claim("default", "w", now, LEASE, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), [released]);
+    let status = store.status(skipped).await.unwrap();
+    assert_eq!(status.state, JobState::Skipped);
+    assert_eq!(store.unreported(10).await.unwrap()[0].id, skipped);
+}
+
+async fn shutdown_requeues_running_jobs_without_counting_the_attempt(store: &impl Store) {
+    let mine = store.enqueue(job("a")).await.unwrap().id();
+    let now = SystemTime::now();
+    let claimed = store
+        .claim("default", "leaving", now, LEASE, 1)
+        .await
+        .unwrap();
+    let other = store.enqueue(job("b")).await.unwrap().id();
+    store
+        .claim("default", "staying", SystemTime::now(), LEASE, 1)
+        .await
+        .unwrap();
+    assert_eq!(store.requeue("leaving").await.unwrap(), 1);
+    let status = store.status(mine).await.unwrap();
+    assert_eq!((status.state, status.attempt), (JobState::Available, 0));
+    assert_eq!(store.status(other).await.unwrap().state, JobState::Running);
+    assert!(matches!(
+        store.complete(mine, claimed[0].token).await,
+        Err(StoreError::Stale(_))
+    ));
+    let again = store
+        .claim("default", "next", SystemTime::now(), LEASE, 1)
+        .await
+        .unwrap();
+    assert_eq!((again[0].id, again[0].attempt), (mine, 1));
+}
+
+async fn unique_keys_return_the_live_duplicate(store: &impl Store) {
+    let first = store
+        .enqueue(job("invoice").unique("order-7"))
+        .await
+        .unwrap();
+    let again = store
+        .enqueue(job("invoice").unique("order-7"))
+        .await
+        .unwrap();
+    assert_eq!(again, Enqueued::Duplicate(first.id()));
+    let other_type = store
+        .enqueue(job("receipt").unique("order-7"))
+        .await
+        .unwrap();
+    assert!(matches!(other_type, Enqueued::New(_)));
+    // Once the first is finished, the key is free again.
+    let now = SystemTime::now();
+    let claimed = store.claim("default", "p", now, LEASE, 10).await.unwrap();
+    for c in &claimed {
+        store.complete(c.id, c.token).await.unwrap();
+    }
+    let later = store
+        .enqueue(job("invoice").unique("order-7"))
+        .await
+        .unwrap();
+    assert!(matches!(later, Enqueued::New(id) if id != first.id()));
+}
+
+async fn queues_are_claimed_apart(store: &impl Store) {
+    let mail = store.enqueue(job("a").queue("mail")).await.unwrap().id();
+    store.enqueue(job("b")).await.unwrap();
+    let claimed = store
+        .claim("mail", "p", SystemTime::now(), LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), [mail]);
+    assert_eq!(store.status(mail).await.unwrap().queue, "mail");
+}
+
+async fn operators_cancel_retry_discard_and_prune(store: &impl Store) {
+    let id = store.enqueue(job("a")).await.unwrap().id();
+    store.cancel(id).await.unwrap();
+    assert_eq!(store.status(id).await.unwrap().state, JobState::Cancelled);
+    assert!(matches!(
+        store.cancel(id).await,
+        Err(StoreError::WrongState {
+            state: JobState::Cancelled,
+            ..
+        })
+    ));
+    store.retry(id, SystemTime::now()).await.unwrap();
+    assert_eq!(store.status(id).await.unwrap().state, JobState::Available);
+    let now = SystemTime::now();
+    let running = store.claim("default", "p", now, LEASE, 1).await.unwrap();
+    assert!(matches!(
+        store.discard(id).await,
+        Err(StoreError::WrongState {
+            state: JobState::Running,
+            ..
+        })
+    ));
+    store.complete(id, running[0].token).await.unwrap();
+    let gone = store.enqueue(job("b")).await.unwrap().id();
+    store.discard(gone).await.unwrap();
+    assert!(matches!(
+        store.status(errands::durable::JobId(999_999)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.prune(later(1)).await.unwrap(), 2);
+    assert!(matches!(
+        store.status(id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+macro_rules! conformance {
+    ($($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let (store, _file) = sqlite().await;
+                super::$check(&store).await;
+            }
+        )+
+    };
+}
+
+mod sqlite_store {
+    use super::sqlite;
+
+    conformance!(
+        claims_run_due_jobs_once_in_order_and_complete_under_their_token,
+        a_stale_attempt_cannot_overwrite_the_newer_one,
+        failures_retry_until_the_attempts_run_out_and_then_owe_a_report,
+        an_expired_lease_without_attempts_left_fails_and_owes_a_report,
+        held_jobs_wait_for_their_release_or_are_skipped,
+        shutdown_requeues_running_jobs_without_counting_the_attempt,
+        unique_keys_return_the_live_duplicate,
+        queues_are_claimed_apart,
+        operators_cancel_retry_discard_and_prune,
+    );
+}
+
+#[tokio::test]
+async fn a_job_enqueued_in_the_callers_transaction_rolls_back_with_it() {
+    let (store, _file) = sqlite().await;
+    sqlx::query("CREATE TABLE payments (id INTEGER PRIMARY KEY)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query("INSERT INTO payments (id) VALUES (1)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let id = SqliteStore::enqueue_in(&mut tx, job("charge"))
+        .await
+        .unwrap()
+        .id();
+    tx.rollback().await.unwrap();
+    assert!(matches!(
+        store.status(id).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let mut tx = store.pool().begin().await.unwrap();
+    let id = SqliteStore::enqueue_in(&mut tx, job("charge"))
+        .await
+        .unwrap()
+        .id();
+    tx.commit().await.unwrap();
+    assert_eq!(store.status(id).await.unwrap().state, JobState::Available);
+}
+
+#[tokio::test]
+async fn the_schema_is_created_once_and_reopening_keeps_the_jobs() {
+    let (store, file) = sqlite().await;
+    let id = store.enqueue(job("a")).await.unwrap().id();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(file.path());
+    let reopened = SqliteStore::new(sqlx::SqlitePool::connect_with(options).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened.status(id).await.unwrap().state,
+        JobState::Available
+    );
+}
+
+#[tokio::test]
+async fn a_database_that_is_gone_is_a_clear_error() {
+    let (store, _file) = sqlite().await;
+    store.pool().close().await;
+    let error = store.enqueue(job("a")).await.unwrap_err();
+    assert!(matches!(error, StoreError::Database(_)), "{error:?}");
+}
