@@ -57,6 +57,8 @@ pub struct ErrandsBuilder {
     reporters: Vec<Arc<dyn Reporter>>,
     default_reporter: bool,
     teardown: Vec<TeardownHook>,
+    #[cfg(feature = "sqlite")]
+    durable: Option<(crate::durable::SqliteStore, crate::jobs::Registry)>,
 }
 
 impl Default for ErrandsBuilder {
@@ -70,6 +72,8 @@ impl Default for ErrandsBuilder {
             reporters: Vec::new(),
             default_reporter: true,
             teardown: Vec::new(),
+            #[cfg(feature = "sqlite")]
+            durable: None,
         }
     }
 }
@@ -363,6 +367,33 @@ impl ErrandsBuilder {
         self
     }
 
+    /// Keeps durable jobs in `store` (feature `sqlite`): see [`jobs`](crate::jobs). Register
+    /// each job type with [`job`](Self::job).
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn durable(mut self, store: crate::durable::SqliteStore) -> Self {
+        let registry = self.durable.take().map(|(_, r)| r).unwrap_or_default();
+        self.durable = Some((store, registry));
+        self
+    }
+
+    /// Registers the job type `J`, run with `state` (after [`durable`](Self::durable)).
+    ///
+    /// # Panics
+    ///
+    /// If no store was given with [`durable`](Self::durable) before: a programming error,
+    /// found at startup.
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn job<J: crate::jobs::Job>(mut self, state: J::State) -> Self {
+        let (_, registry) = self
+            .durable
+            .as_mut()
+            .expect("ErrandsBuilder::job needs a store: call ErrandsBuilder::durable first");
+        registry.add::<J>(state);
+        self
+    }
+
     /// Builds the runtime.
     pub fn build(self) -> Errands {
         let mut reporters = self.reporters;
@@ -376,6 +407,21 @@ impl ErrandsBuilder {
             self.on_error,
             Reporters::new(reporters),
         );
-        Errands::from_parts(rt, self.pipeline, Shutdown::new(self.teardown))
+        #[allow(unused_mut)]
+        let mut teardown = self.teardown;
+        #[cfg(feature = "sqlite")]
+        let durable = self.durable.map(|(store, registry)| {
+            let durable = Arc::new(crate::jobs::Durable::new(store, registry));
+            // First of the teardown hooks, so the application's pool is still open.
+            teardown.insert(0, crate::jobs::requeue_hook(&durable));
+            durable
+        });
+        let errands = Errands::from_parts(rt, self.pipeline, Shutdown::new(teardown));
+        #[cfg(feature = "sqlite")]
+        let errands = match durable {
+            Some(durable) => errands.with_durable(durable),
+            None => errands,
+        };
+        errands
     }
 }

@@ -32,6 +32,8 @@ pub struct Errands {
     rt: Arc<Runtime>,
     pipeline: Arc<Pipeline>,
     shutdown: Arc<Shutdown>,
+    #[cfg(feature = "sqlite")]
+    durable: Option<Arc<crate::jobs::Durable>>,
 }
 
 impl std::fmt::Debug for Errands {
@@ -48,6 +50,30 @@ impl Errands {
             rt: Arc::new(rt),
             pipeline: Arc::new(pipeline),
             shutdown: Arc::new(shutdown),
+            #[cfg(feature = "sqlite")]
+            durable: None,
+        }
+    }
+
+    /// With a durable side; its worker starts now if a tokio runtime is running, otherwise
+    /// with [`Errands::jobs`] or [`Errands::serve`].
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn with_durable(mut self, durable: Arc<crate::jobs::Durable>) -> Self {
+        crate::jobs::start(&durable, &self.rt);
+        self.durable = Some(durable);
+        self
+    }
+
+    /// The durable jobs of this runtime (feature `sqlite`): enqueue, status. Starts the
+    /// worker if it has not started yet.
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn jobs(&self) -> crate::jobs::Jobs {
+        if let Some(durable) = &self.durable {
+            crate::jobs::start(durable, &self.rt);
+        }
+        crate::jobs::Jobs {
+            inner: self.durable.clone(),
         }
     }
 

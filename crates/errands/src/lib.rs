@@ -82,6 +82,9 @@ mod errands;
 mod errors;
 mod exec;
 pub mod extract;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod jobs;
 pub mod layer;
 mod lifecycle;
 mod live;

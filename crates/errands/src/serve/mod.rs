@@ -68,6 +68,8 @@ impl Errands {
                 "the router has no errands layer: add `.layer(errands.layer())` to it, last",
             ));
         }
+        #[cfg(feature = "sqlite")]
+        let _ = self.jobs(); // starts the durable worker, if it has not started
         let signals = Signals::install()?;
         let watcher = tokio::spawn(signals.watch(self.clone()));
         let guard = crate::layer::OuterLayer::new(self.pipeline().clone());

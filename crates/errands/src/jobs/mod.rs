@@ -1,0 +1,235 @@
+//! Durable jobs in the runtime (feature `sqlite`): job types, their registration, enqueueing,
+//! and the worker that runs them.
+//!
+//! A job type is a [`Job`]: serializable arguments, a stable [`NAME`](Job::NAME), and an async
+//! `run` with the application's state and the job's [`JobContext`]. Register the store and the
+//! types on the builder; enqueue through [`Errands::jobs`](crate::Errands::jobs) — on its own,
+//! or inside the caller's sqlx transaction, so that the job commits or rolls back with the
+//! caller's writes.
+//!
+//! **Running.** A worker claims due jobs under a lease (renewed by heartbeats while the job
+//! runs) and runs each attempt as a task of the runtime, named after the job type, shielded,
+//! with a `job_id` field: limits, shutdown, reports and stats apply as to any task. The task
+//! succeeds when the attempt's result is recorded — done, or a retry scheduled by the job
+//! type's [`RetryPolicy`](crate::RetryPolicy), persisted as the job's next `run_at` — and fails
+//! when the job failed for good: reported once, through the same reporters as everything else.
+//! Arguments that no longer decode, and job types no process here knows, fail the job and are
+//! reported the same way, never retried in a loop.
+//!
+//! **Crashes and shutdown.** A job whose worker died is rescued once its lease expires: run
+//! again (at least once), or failed when no attempts are left. Shutdown stops claiming when the
+//! drain starts; jobs still running when their tasks are stopped go back to `available`
+//! without losing an attempt (before the application's teardown hooks run). A failure whose
+//! report a crash interrupted is reported by the next process, with the job id and attempt.
+
+mod registry;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::SqliteConnection;
+
+use crate::durable::{JobId, JobStatus, NewJob, SqliteStore, Store, StoreError};
+use crate::task::{BoxError, RetryPolicy};
+
+pub(crate) use registry::Registry;
+pub(crate) use worker::{Worker, start};
+
+/// A durable job type.
+///
+/// ```
+/// use errands::jobs::{Job, JobContext};
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct SendInvoice { order_id: i64 }
+///
+/// #[derive(Clone)]
+/// struct AppState;
+///
+/// impl Job for SendInvoice {
+///     const NAME: &'static str = "send_invoice";
+///     type State = AppState;
+///
+///     async fn run(self, cx: JobContext<AppState>) -> Result<(), errands::BoxError> {
+///         let _ = (self.order_id, cx.attempt());
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Job: Serialize + DeserializeOwned + Send + 'static {
+    /// The stable name stored with each job: renaming a type orphans its stored jobs.
+    const NAME: &'static str;
+
+    /// The application state `run` receives.
+    type State: Clone + Send + Sync + 'static;
+
+    /// Runs one attempt.
+    fn run(self, cx: JobContext<Self::State>) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// The retry policy: how many attempts in all, and the backoff between them (default:
+    /// 3 attempts, exponential from 1 s).
+    fn retry_policy() -> RetryPolicy {
+        RetryPolicy::exponential(Duration::from_secs(1)).max_attempts(3)
+    }
+}
+
+/// What a running job knows: the application state and its own identity.
+#[derive(Clone, Debug)]
+pub struct JobContext<S> {
+    state: S,
+    id: JobId,
+    attempt: u32,
+    request_id: Option<String>,
+}
+
+impl<S> JobContext<S> {
+    /// The application state.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+
+    /// This attempt's number, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The id of the request that enqueued the job, if one did.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+}
+
+/// Why a job could not be enqueued; converts into a response (`503` for a database that is
+/// unavailable, `500` otherwise) through `?`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnqueueError {
+    /// The runtime was built without a job store
+    /// ([`ErrandsBuilder::durable`](crate::ErrandsBuilder::durable)).
+    #[error("the errands runtime has no job store")]
+    NoStore,
+    /// The job type was not registered with
+    /// [`ErrandsBuilder::job`](crate::ErrandsBuilder::job).
+    #[error("the job type {0:?} is not registered")]
+    Unregistered(&'static str),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The durable side of a runtime, as the handle [`Errands::jobs`](crate::Errands::jobs) gives.
+#[derive(Clone)]
+pub struct Jobs {
+    pub(crate) inner: Option<Arc<Durable>>,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs")
+            .field("store", &self.inner.is_some())
+            .finish()
+    }
+}
+
+/// A runtime's store, job types and worker.
+pub(crate) struct Durable {
+    pub(crate) store: SqliteStore,
+    pub(crate) registry: Registry,
+    pub(crate) worker: Worker,
+}
+
+impl Durable {
+    pub(crate) fn new(store: SqliteStore, registry: Registry) -> Self {
+        Durable {
+            store,
+            registry,
+            worker: Worker::new(16, Duration::from_secs(30), Duration::from_secs(1)),
+        }
+    }
+}
+
+/// The teardown hook that puts this process's running jobs back to `available`: by then
+/// every task is terminal, so no attempt of ours is still running.
+pub(crate) fn requeue_hook(durable: &Arc<Durable>) -> crate::shutdown::TeardownHook {
+    let durable = durable.clone();
+    Box::new(move || {
+        Box::pin(async move {
+            match durable.store.requeue(&durable.worker.owner).await {
+                Ok(0) => {}
+                Ok(requeued) => {
+                    tracing::info!(target: "errands", requeued, "durable jobs still running went back to available")
+                }
+                Err(error) => return Err(crate::task::TaskError::from_error(error)),
+            }
+            Ok(())
+        })
+    })
+}
+
+impl Jobs {
+    fn durable(&self) -> Result<&Durable, EnqueueError> {
+        self.inner.as_deref().ok_or(EnqueueError::NoStore)
+    }
+
+    fn new_job<J: Job>(&self, job: &J) -> Result<NewJob, EnqueueError> {
+        let durable = self.durable()?;
+        if !durable.registry.knows(J::NAME) {
+            return Err(EnqueueError::Unregistered(J::NAME));
+        }
+        let args = serde_json::to_value(job).map_err(StoreError::Encode)?;
+        Ok(NewJob::new(J::NAME, args).max_attempts(J::retry_policy().attempts()))
+    }
+
+    /// Stores `job`, runnable at once; returns its id.
+    ///
+    /// # Errors
+    ///
+    /// See [`EnqueueError`]; nothing is stored then.
+    pub async fn enqueue<J: Job>(&self, job: J) -> Result<JobId, EnqueueError> {
+        let new = self.new_job(&job)?;
+        let durable = self.durable()?;
+        let id = durable.store.enqueue(new).await?.id();
+        durable.worker.wake();
+        Ok(id)
+    }
+
+    /// Stores `job` on `conn` — the caller's open transaction (`&mut *tx`) — so that it
+    /// commits, or rolls back, with the caller's writes; the worker finds it once committed.
+    ///
+    /// # Errors
+    ///
+    /// See [`EnqueueError`]; the transaction is the caller's to roll back.
+    pub async fn enqueue_in<J: Job>(
+        &self,
+        conn: &mut SqliteConnection,
+        job: J,
+    ) -> Result<JobId, EnqueueError> {
+        let new = self.new_job(&job)?;
+        let id = SqliteStore::enqueue_in(conn, new).await?.id();
+        // Most likely committed soon; if not, the next poll finds it.
+        self.durable()?.worker.wake();
+        Ok(id)
+    }
+
+    /// The job's status, for the "202 + poll" pattern.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] for an unknown id, or the store's failure.
+    pub async fn status(&self, id: JobId) -> Result<JobStatus, EnqueueError> {
+        Ok(self.durable()?.store.status(id).await?)
+    }
+
+    /// The store, for operator actions (cancel, retry, discard, prune).
+    pub fn store(&self) -> Option<&SqliteStore> {
+        self.inner.as_deref().map(|d| &d.store)
+    }
+}

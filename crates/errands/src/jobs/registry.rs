@@ -1,0 +1,67 @@
+//! The job types a runtime knows, by their stable names.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::{Job, JobContext};
+use crate::durable::Claimed;
+use crate::task::{BoxError, RetryPolicy};
+
+/// Runs claimed jobs of one type.
+pub(crate) trait Runner: Send + Sync {
+    /// The type's retry policy.
+    fn policy(&self) -> RetryPolicy;
+
+    /// The attempt's future, or why the stored arguments do not decode.
+    fn start(
+        &self,
+        claimed: &Claimed,
+    ) -> Result<BoxFuture<'static, Result<(), BoxError>>, serde_json::Error>;
+}
+
+struct Typed<J: Job> {
+    state: J::State,
+}
+
+impl<J: Job> Runner for Typed<J> {
+    fn policy(&self) -> RetryPolicy {
+        J::retry_policy()
+    }
+
+    fn start(
+        &self,
+        claimed: &Claimed,
+    ) -> Result<BoxFuture<'static, Result<(), BoxError>>, serde_json::Error> {
+        let job: J = serde_json::from_value(claimed.args.clone())?;
+        let cx = JobContext {
+            state: self.state.clone(),
+            id: claimed.id,
+            attempt: claimed.attempt,
+            request_id: claimed.request_id.clone(),
+        };
+        Ok(Box::pin(job.run(cx)))
+    }
+}
+
+/// The registered job types.
+#[derive(Default)]
+pub(crate) struct Registry {
+    runners: HashMap<&'static str, Arc<dyn Runner>>,
+}
+
+impl Registry {
+    /// Registers `J`, run with `state`; a second registration of the same name replaces it.
+    pub(crate) fn add<J: Job>(&mut self, state: J::State) {
+        self.runners.insert(J::NAME, Arc::new(Typed::<J> { state }));
+    }
+
+    pub(crate) fn knows(&self, name: &str) -> bool {
+        self.runners.contains_key(name)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<dyn Runner>> {
+        self.runners.get(name).cloned()
+    }
+}

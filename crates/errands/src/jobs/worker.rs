@@ -1,0 +1,310 @@
+//! The worker: claims due jobs, runs each attempt as a task of the runtime, records the
+//! result under the attempt's fencing token, rescues expired leases.
+
+use std::collections::HashSet;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+
+use super::Durable;
+use super::registry::Runner;
+use crate::durable::{Claimed, JobId, Store, StoreError};
+use crate::report::{ErrorLink, ErrorReport, Origin};
+use crate::runtime::Runtime;
+use crate::task::{BoxError, Outcome, TaskError};
+use crate::tasks::Tasks;
+
+/// How the worker claims and leases.
+pub(crate) struct Worker {
+    /// This process's name in the store: the owner of its running jobs.
+    pub(crate) owner: String,
+    pub(crate) lease: Duration,
+    pub(crate) poll: Duration,
+    pub(crate) concurrency: usize,
+    in_flight: AtomicUsize,
+    /// Jobs whose failure this process is reporting through their task: the owed-report scan
+    /// leaves them alone. At most `concurrency` at once.
+    reporting: Mutex<HashSet<JobId>>,
+    wake: Arc<Notify>,
+    started: AtomicBool,
+}
+
+impl Worker {
+    pub(crate) fn new(concurrency: usize, lease: Duration, poll: Duration) -> Self {
+        Worker {
+            owner: format!("errands-{}-{:016x}", std::process::id(), fastrand::u64(..)),
+            lease,
+            poll,
+            concurrency: concurrency.max(1),
+            in_flight: AtomicUsize::new(0),
+            reporting: Mutex::default(),
+            wake: Arc::default(),
+            started: AtomicBool::new(false),
+        }
+    }
+
+    fn reporting(&self) -> MutexGuard<'_, HashSet<JobId>> {
+        self.reporting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A job was enqueued here, or an attempt ended: look for work now.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Starts the worker of `durable` once, on the current tokio runtime (if there is one).
+pub(crate) fn start(durable: &Arc<Durable>, rt: &Arc<Runtime>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if durable.worker.started.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    handle.spawn(work(durable.clone(), rt.clone()));
+}
+
+async fn work(durable: Arc<Durable>, rt: Arc<Runtime>) {
+    let (store, worker) = (&durable.store, &durable.worker);
+    let stop = rt.started();
+    deliver_owed_reports(&durable, &rt).await;
+    let mut next_rescue = tokio::time::Instant::now();
+    let mut backoff = Duration::ZERO;
+    while !stop.is_cancelled() {
+        if tokio::time::Instant::now() >= next_rescue {
+            rescue(&durable, &rt).await;
+            next_rescue = tokio::time::Instant::now() + worker.lease / 2;
+        }
+        let free = worker
+            .concurrency
+            .saturating_sub(worker.in_flight.load(Ordering::Acquire));
+        let mut claimed_all = false;
+        if free > 0 {
+            let limit = u32::try_from(free).unwrap_or(u32::MAX);
+            match store
+                .claim(
+                    "default",
+                    &worker.owner,
+                    SystemTime::now(),
+                    worker.lease,
+                    limit,
+                )
+                .await
+            {
+                Ok(claimed) => {
+                    backoff = Duration::ZERO;
+                    claimed_all = claimed.len() == free;
+                    for job in claimed {
+                        run(&durable, &rt, job);
+                    }
+                }
+                Err(error) => {
+                    // The database is down or locked: back off, then try again.
+                    backoff =
+                        (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                    tracing::warn!(target: "errands", error = %crate::chain::texts([error.to_string().as_str()]), ?backoff, "claiming durable jobs failed: backing off");
+                }
+            }
+        }
+        if claimed_all && backoff.is_zero() {
+            continue; // more may be due
+        }
+        let wait = if backoff.is_zero() {
+            worker.poll
+        } else {
+            backoff
+        };
+        tokio::select! {
+            () = worker.wake.notified() => {}
+            () = tokio::time::sleep(wait.min(next_rescue.saturating_duration_since(tokio::time::Instant::now()).max(Duration::from_millis(1)))) => {}
+            () = stop.cancelled() => {}
+        }
+    }
+}
+
+/// Runs one claimed attempt as a task of the runtime.
+fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, job: Claimed) {
+    let runner = durable.registry.get(&job.kind);
+    durable.worker.in_flight.fetch_add(1, Ordering::AcqRel);
+    let id = job.id;
+    let scheduled = {
+        let (attempt_durable, reported_durable) = (durable.clone(), durable.clone());
+        Tasks::for_runtime(rt)
+            .immediate()
+            .name(job.kind.clone())
+            .shield()
+            .field("job_id", id.0)
+            .field("attempt", job.attempt)
+            // Runs after the task's failure was reported: the report is no longer owed.
+            .on_error(move |_, _| async move {
+                let marked = reported_durable.store.reported(id).await;
+                reported_durable.worker.reporting().remove(&id);
+                marked
+            })
+            .schedule(async move {
+                let _in_flight = InFlight(&attempt_durable);
+                attempt(&attempt_durable, runner, job).await
+            })
+    };
+    if scheduled.is_err() {
+        // Refused (shutting down, overloaded): the claim goes back at once.
+        durable.worker.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let durable = durable.clone();
+        tokio::spawn(async move {
+            let _ = durable.store.requeue(&durable.worker.owner).await;
+        });
+    }
+}
+
+/// Counts an attempt in flight until dropped, then wakes the worker.
+struct InFlight<'a>(&'a Durable);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.worker.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.worker.wake();
+    }
+}
+
+/// The job's lease was lost while it ran: another attempt owns it now.
+#[derive(Debug, thiserror::Error)]
+#[error("job {0}'s lease was lost while it ran; its result was not recorded")]
+struct LeaseLost(JobId);
+
+/// The job cannot run here.
+#[derive(Debug, thiserror::Error)]
+enum Unrunnable {
+    #[error("no job type named {0:?} is registered in this process")]
+    UnknownType(String),
+    #[error("the stored arguments do not decode: {0}")]
+    Undecodable(serde_json::Error),
+}
+
+/// Runs the attempt with heartbeats and records its result; `Err` when the job failed for
+/// good (the task's failure is then its one report).
+async fn attempt(
+    durable: &Durable,
+    runner: Option<Arc<dyn Runner>>,
+    job: Claimed,
+) -> Result<(), BoxError> {
+    let (store, lease) = (&durable.store, durable.worker.lease);
+    let reporting = || durable.worker.reporting().insert(job.id);
+    let unrunnable = |error: Unrunnable| async move {
+        let text = error.to_string();
+        reporting();
+        store.fail(job.id, job.token, &text, None).await?;
+        Err::<(), BoxError>(Box::new(error))
+    };
+    let Some(runner) = runner else {
+        return unrunnable(Unrunnable::UnknownType(job.kind.clone())).await;
+    };
+    let future = match runner.start(&job) {
+        Ok(future) => future,
+        Err(error) => return unrunnable(Unrunnable::Undecodable(error)).await,
+    };
+    let mut future = pin!(future);
+    let mut lease_lost = false;
+    let result = loop {
+        tokio::select! {
+            result = &mut future => break result,
+            () = tokio::time::sleep(lease / 3), if !lease_lost => {
+                let until = SystemTime::now() + lease;
+                if let Err(StoreError::Stale(_)) = store.heartbeat(job.id, job.token, until).await {
+                    lease_lost = true;
+                }
+            }
+        }
+    };
+    let recorded = match result {
+        Ok(()) => store.complete(job.id, job.token).await,
+        Err(error) => {
+            let policy = runner.policy();
+            let text = crate::chain::texts(
+                crate::chain::walk(&*error)
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str),
+            );
+            let task_error = TaskError::from_error(error);
+            let retry_at = policy
+                .retries(job.attempt, &task_error)
+                .then(|| SystemTime::now() + policy.delay(job.attempt));
+            if retry_at.is_none() {
+                reporting();
+            }
+            match store.fail(job.id, job.token, &text, retry_at).await {
+                Ok(()) if retry_at.is_some() => {
+                    wake_at(durable, retry_at);
+                    Ok(())
+                }
+                Ok(()) => return Err(Box::new(task_error)),
+                Err(error) => Err(error),
+            }
+        }
+    };
+    match recorded {
+        Ok(()) => Ok(()),
+        Err(StoreError::Stale(id)) => Err(Box::new(LeaseLost(id))),
+        Err(error) => Err(Box::new(error)),
+    }
+}
+
+/// Wakes the worker when a retry comes due, so that it does not wait for its next poll.
+fn wake_at(durable: &Durable, at: Option<SystemTime>) {
+    let Some(delay) = at.and_then(|at| at.duration_since(SystemTime::now()).ok()) else {
+        return durable.worker.wake();
+    };
+    if delay < durable.worker.poll {
+        let worker = durable.worker.wake.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            worker.notify_one();
+        });
+    }
+}
+
+/// Rescues expired leases; the jobs that failed for good by it are reported.
+async fn rescue(durable: &Durable, rt: &Runtime) {
+    if let Err(error) = durable.store.rescue(SystemTime::now()).await {
+        tracing::warn!(target: "errands", %error, "rescuing expired durable jobs failed");
+        return;
+    }
+    deliver_owed_reports(durable, rt).await;
+}
+
+/// Reports the failures the store still owes (a crash, or a rescue, came between the end and
+/// its report), keyed by job id and attempt, then marks them reported.
+async fn deliver_owed_reports(durable: &Durable, rt: &Runtime) {
+    let Ok(owed) = durable.store.unreported(100).await else {
+        return;
+    };
+    for status in owed {
+        // Our own attempts' failures are reported by their tasks, then marked.
+        if durable.worker.reporting().contains(&status.id) {
+            continue;
+        }
+        let outcome = match status.state {
+            crate::durable::JobState::Skipped => Outcome::Skipped,
+            _ => Outcome::Failed,
+        };
+        let mut report = ErrorReport::new(Origin::Task).message(format!(
+            "durable job {} {} ended {} (attempt {})",
+            status.kind, status.id, status.state, status.attempt
+        ));
+        report.outcome = Some(outcome);
+        report.chain = status
+            .last_error
+            .clone()
+            .into_iter()
+            .map(ErrorLink::text)
+            .collect();
+        rt.report(report);
+        let _ = durable.store.reported(status.id).await;
+    }
+}

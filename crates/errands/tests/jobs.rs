@@ -1,0 +1,343 @@
+//! Durable jobs in the runtime (`errands::jobs`), on a real SQLite file: they run once, retry
+//! by their policy, fail reported once, survive a shutdown that interrupts them and a worker
+//! that dies, and never run when the transaction that enqueued them rolled back. Waiting is
+//! on the jobs' own signals and the runtime's idleness, never on sleeps.
+#![cfg(feature = "sqlite")]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use errands::durable::{JobState, NewJob, SqliteStore, Store};
+use errands::jobs::{Job, JobContext};
+use errands::{BoxError, Errands, ErrorReport, RetryPolicy};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+/// What the jobs tell the test.
+#[derive(Clone)]
+struct Signals(mpsc::UnboundedSender<String>);
+
+#[derive(Serialize, Deserialize)]
+struct Greet {
+    name: String,
+}
+
+impl Job for Greet {
+    const NAME: &'static str = "greet";
+    type State = Signals;
+
+    async fn run(self, cx: JobContext<Signals>) -> Result<(), BoxError> {
+        let _ = cx
+            .state()
+            .0
+            .send(format!("hello {} #{}", self.name, cx.attempt()));
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Flaky {
+    succeed_on: u32,
+}
+
+impl Job for Flaky {
+    const NAME: &'static str = "flaky";
+    type State = Signals;
+
+    async fn run(self, cx: JobContext<Signals>) -> Result<(), BoxError> {
+        let _ = cx.state().0.send(format!("attempt {}", cx.attempt()));
+        if cx.attempt() >= self.succeed_on {
+            Ok(())
+        } else {
+            Err(format!("provider down (attempt {})", cx.attempt()).into())
+        }
+    }
+
+    fn retry_policy() -> RetryPolicy {
+        RetryPolicy::exponential(Duration::from_millis(1)).max_attempts(3)
+    }
+}
+
+/// Runs until its runtime stops it: a payment whose provider never answers.
+#[derive(Serialize, Deserialize)]
+struct Hangs;
+
+impl Job for Hangs {
+    const NAME: &'static str = "hangs";
+    type State = Signals;
+
+    async fn run(self, cx: JobContext<Signals>) -> Result<(), BoxError> {
+        let _ = cx.state().0.send("started".to_owned());
+        std::future::pending().await
+    }
+}
+
+/// The same stored name as `Hangs`, finishing at once: the code after a deploy.
+#[derive(Serialize, Deserialize)]
+struct Finishes;
+
+impl Job for Finishes {
+    const NAME: &'static str = "hangs";
+    type State = Signals;
+
+    async fn run(self, cx: JobContext<Signals>) -> Result<(), BoxError> {
+        let _ = cx.state().0.send(format!("finished #{}", cx.attempt()));
+        Ok(())
+    }
+}
+
+async fn store() -> (SqliteStore, std::path::PathBuf) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "errands-jobs-{}-{}.db",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    (SqliteStore::new(pool).await.unwrap(), path)
+}
+
+fn runtime(
+    store: &SqliteStore,
+    reports: &Arc<Mutex<Vec<String>>>,
+) -> (Errands, mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let signals = Signals(tx);
+    let sink = reports.clone();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .reporter(move |r: &ErrorReport| {
+            let name = r.task.as_ref().map(|t| t.name().to_owned());
+            sink.lock()
+                .unwrap()
+                .push(format!("{name:?}: {}", r.chain_text()));
+        })
+        .shutdown_deadline(Duration::from_millis(100))
+        .durable(store.clone())
+        .job::<Greet>(signals.clone())
+        .job::<Flaky>(signals.clone())
+        .job::<Hangs>(signals)
+        .build();
+    (errands, rx)
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(common::PATIENCE, rx.recv())
+        .await
+        .expect("the job ran")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_enqueued_job_runs_once_and_its_status_says_so() {
+    let (store, _path) = store().await;
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let id = errands
+        .jobs()
+        .enqueue(Greet { name: "ada".into() })
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ran).await, "hello ada #1");
+    common::idle(&errands).await;
+    assert_eq!(
+        errands.jobs().status(id).await.unwrap().state,
+        JobState::Succeeded
+    );
+    assert!(reports.lock().unwrap().is_empty());
+    assert!(ran.try_recv().is_err(), "once");
+}
+
+#[tokio::test]
+async fn a_failing_job_retries_by_its_policy_and_its_final_failure_is_reported_once() {
+    let (store, _path) = store().await;
+    let reports: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let recovers = errands
+        .jobs()
+        .enqueue(Flaky { succeed_on: 2 })
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ran).await, "attempt 1");
+    assert_eq!(next(&mut ran).await, "attempt 2");
+    common::idle(&errands).await;
+    assert_eq!(
+        errands.jobs().status(recovers).await.unwrap().state,
+        JobState::Succeeded
+    );
+    assert!(
+        reports.lock().unwrap().is_empty(),
+        "retries are not reported"
+    );
+
+    let fails = errands
+        .jobs()
+        .enqueue(Flaky { succeed_on: 9 })
+        .await
+        .unwrap();
+    for attempt in 1..=3 {
+        assert_eq!(next(&mut ran).await, format!("attempt {attempt}"));
+    }
+    common::idle(&errands).await;
+    let status = errands.jobs().status(fails).await.unwrap();
+    assert_eq!((status.state, status.attempt), (JobState::Failed, 3));
+    assert_eq!(
+        *reports.lock().unwrap(),
+        [r#"Some("flaky"): provider down (attempt 3)"#]
+    );
+    assert!(
+        store.unreported(10).await.unwrap().is_empty(),
+        "the report is recorded as delivered"
+    );
+}
+
+#[tokio::test]
+async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() {
+    let (store, _path) = store().await;
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let mut tx = store.pool().begin().await.unwrap();
+    let rolled_back = errands
+        .jobs()
+        .enqueue_in(
+            &mut tx,
+            Greet {
+                name: "ghost".into(),
+            },
+        )
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = store.pool().begin().await.unwrap();
+    errands
+        .jobs()
+        .enqueue_in(&mut tx, Greet { name: "bo".into() })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(next(&mut ran).await, "hello bo #1");
+    common::idle(&errands).await;
+    assert!(ran.try_recv().is_err(), "the rolled-back job never ran");
+    // SQLite hands the rolled-back id out again: it is the committed job's now.
+    let status = errands.jobs().status(rolled_back).await.unwrap();
+    assert_eq!(status.state, JobState::Succeeded);
+    assert!(store.unreported(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_interrupted_by_shutdown_goes_back_and_the_next_process_finishes_it() {
+    let (store, _path) = store().await;
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let id = errands.jobs().enqueue(Hangs).await.unwrap();
+    assert_eq!(next(&mut ran).await, "started");
+    let summary = errands.shutdown().await;
+    assert_eq!(summary.aborted, 1, "still running at the deadline");
+    let status = store.status(id).await.unwrap();
+    assert_eq!(
+        (status.state, status.attempt),
+        (JobState::Available, 0),
+        "back to available, the interrupted attempt not counted"
+    );
+
+    // The next process (the same store, the job type's new code) finishes it.
+    let (tx, mut finished) = mpsc::unbounded_channel();
+    let next_process = Errands::builder()
+        .without_tracing_reporter()
+        .durable(store.clone())
+        .job::<Finishes>(Signals(tx))
+        .build();
+    let _ = next_process.jobs();
+    assert_eq!(next(&mut finished).await, "finished #1");
+    common::idle(&next_process).await;
+    assert_eq!(store.status(id).await.unwrap().state, JobState::Succeeded);
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_died_is_rescued_once_its_lease_expired() {
+    let (store, _path) = store().await;
+    // A worker of a process that was killed a minute ago: it claimed the job, and its
+    // lease has run out since.
+    let a_minute_ago = SystemTime::now() - Duration::from_secs(60);
+    let id = store
+        .enqueue(
+            NewJob::new("greet", serde_json::json!({"name": "cy"}))
+                .max_attempts(2)
+                .run_at(a_minute_ago),
+        )
+        .await
+        .unwrap()
+        .id();
+    let dead = store
+        .claim(
+            "default",
+            "killed-process",
+            a_minute_ago,
+            Duration::from_secs(30),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let _ = errands.jobs();
+    assert_eq!(next(&mut ran).await, "hello cy #2");
+    common::idle(&errands).await;
+    assert_eq!(store.status(id).await.unwrap().state, JobState::Succeeded);
+}
+
+#[tokio::test]
+async fn undecodable_arguments_and_unknown_types_fail_once_and_are_reported() {
+    let (store, _path) = store().await;
+    let bad = store
+        .enqueue(NewJob::new("greet", serde_json::json!({"nom": 1})).max_attempts(5))
+        .await
+        .unwrap()
+        .id();
+    let unknown = store
+        .enqueue(NewJob::new("retired_type", serde_json::json!({})).max_attempts(5))
+        .await
+        .unwrap()
+        .id();
+    let reports: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (errands, _ran) = runtime(&store, &reports);
+    let _ = errands.jobs();
+    // Both fail at their first claim; wait for the two reports through the runtime.
+    tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            common::idle(&errands).await;
+            if reports.lock().unwrap().len() == 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("both reported");
+    for id in [bad, unknown] {
+        let status = store.status(id).await.unwrap();
+        assert_eq!(
+            (status.state, status.attempt),
+            (JobState::Failed, 1),
+            "never retried"
+        );
+    }
+    let reports = reports.lock().unwrap().clone();
+    assert!(
+        reports.iter().any(|r| r.contains("do not decode")),
+        "{reports:?}"
+    );
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.contains("no job type named \"retired_type\"")),
+        "{reports:?}"
+    );
+}
