@@ -413,7 +413,15 @@ impl ErrandsBuilder {
         let durable = self.durable.map(|(store, registry)| {
             let durable = Arc::new(crate::jobs::Durable::new(store, registry));
             // First of the teardown hooks, so the application's pool is still open.
-            teardown.insert(0, crate::jobs::requeue_hook(&durable));
+            let requeue = durable.clone();
+            teardown.insert(
+                0,
+                Box::new(move || {
+                    crate::jobs::requeue(requeue)
+                        .map(TaskResult::into_task_result)
+                        .boxed()
+                }),
+            );
             durable
         });
         let errands = Errands::from_parts(rt, self.pipeline, Shutdown::new(teardown));

@@ -11,7 +11,7 @@
 //! runs) and runs each attempt as a task of the runtime, named after the job type, shielded,
 //! with a `job_id` field: limits, shutdown, reports and stats apply as to any task. The task
 //! succeeds when the attempt's result is recorded — done, or a retry scheduled by the job
-//! type's [`RetryPolicy`](crate::RetryPolicy), persisted as the job's next `run_at` — and fails
+//! type's [`RetryPolicy`], persisted as the job's next `run_at` — and fails
 //! when the job failed for good: reported once, through the same reporters as everything else.
 //! Arguments that no longer decode, and job types no process here knows, fail the job and are
 //! reported the same way, never retried in a loop.
@@ -156,22 +156,14 @@ impl Durable {
     }
 }
 
-/// The teardown hook that puts this process's running jobs back to `available`: by then
-/// every task is terminal, so no attempt of ours is still running.
-pub(crate) fn requeue_hook(durable: &Arc<Durable>) -> crate::shutdown::TeardownHook {
-    let durable = durable.clone();
-    Box::new(move || {
-        Box::pin(async move {
-            match durable.store.requeue(&durable.worker.owner).await {
-                Ok(0) => {}
-                Ok(requeued) => {
-                    tracing::info!(target: "errands", requeued, "durable jobs still running went back to available")
-                }
-                Err(error) => return Err(crate::task::TaskError::from_error(error)),
-            }
-            Ok(())
-        })
-    })
+/// Puts this process's running jobs back to `available`: the first teardown hook, when every
+/// task is terminal, so no attempt of ours is still running.
+pub(crate) async fn requeue(durable: Arc<Durable>) -> Result<(), StoreError> {
+    let requeued = durable.store.requeue(&durable.worker.owner).await?;
+    if requeued > 0 {
+        tracing::info!(target: "errands", requeued, "durable jobs still running went back to available");
+    }
+    Ok(())
 }
 
 impl Jobs {
