@@ -14,6 +14,43 @@ use tokio::net::TcpStream;
 
 const SLOW: usize = 1100;
 
+/// Opens `count` connections to `addr`, each sending half a request head and no more.
+async fn slow_heads(addr: &str, count: usize) -> Vec<TcpStream> {
+    let mut slow = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /products HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    slow
+}
+
+/// Waits until the server has closed every one of `slow`.
+async fn all_closed(slow: &mut [TcpStream]) {
+    let mut buffer = Vec::new();
+    for stream in slow {
+        buffer.clear();
+        let closed = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut buffer)).await;
+        assert!(closed.is_ok(), "every slow connection is closed");
+    }
+}
+
+/// Lowers the file limit of the process `pid` to `files`.
+fn limit_files(pid: u32, files: u32) {
+    let limited = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={files}:{files}"),
+        ])
+        .status()
+        .expect("prlimit is installed");
+    assert!(limited.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_request_heads_cannot_take_the_service_down_even_at_its_fd_limit() {
     let demo = Demo::start(&[
@@ -24,22 +61,9 @@ async fn slow_request_heads_cannot_take_the_service_down_even_at_its_fd_limit() 
     ])
     .await;
     // The server process may hold at most 1024 files: fewer than the attack's connections.
-    let limited = std::process::Command::new("prlimit")
-        .args(["--pid", &demo.pid().to_string(), "--nofile=1024:1024"])
-        .status()
-        .expect("prlimit is installed");
-    assert!(limited.success());
-
+    limit_files(demo.pid(), 1024);
     let attack = Instant::now();
-    let mut slow = Vec::with_capacity(SLOW);
-    for _ in 0..SLOW {
-        let mut stream = TcpStream::connect(&demo.addr).await.unwrap();
-        stream
-            .write_all(b"GET /products HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .unwrap();
-        slow.push(stream);
-    }
+    let mut slow = slow_heads(&demo.addr, SLOW).await;
     let sent = attack.elapsed();
     // A well-behaved client is answered within the header read timeout (plus its own wait
     // in the backlog), not after the attacker leaves: the attacker never leaves here.
@@ -52,12 +76,7 @@ async fn slow_request_heads_cannot_take_the_service_down_even_at_its_fd_limit() 
         attack.elapsed()
     );
 
-    let mut buffer = Vec::new();
-    for stream in &mut slow {
-        buffer.clear();
-        let closed = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut buffer)).await;
-        assert!(closed.is_ok(), "every slow connection is closed");
-    }
+    all_closed(&mut slow).await;
     println!(
         "all {SLOW} slow connections closed after {:?}",
         attack.elapsed()
@@ -90,21 +109,9 @@ async fn out_of_files_the_server_backs_off_and_resumes_within_the_header_timeout
     // The default connection limit (1 024) is far above what 128 files allow: accepting
     // fails with "too many open files" until the slow connections are closed.
     let mut demo = Demo::start(&["--header-read-timeout-ms", "1000"]).await;
-    let limited = std::process::Command::new("prlimit")
-        .args(["--pid", &demo.pid().to_string(), "--nofile=128:128"])
-        .status()
-        .expect("prlimit is installed");
-    assert!(limited.success());
+    limit_files(demo.pid(), 128);
     let attack = Instant::now();
-    let mut slow = Vec::with_capacity(HEADS);
-    for _ in 0..HEADS {
-        let mut stream = TcpStream::connect(&demo.addr).await.unwrap();
-        stream
-            .write_all(b"GET /products HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .unwrap();
-        slow.push(stream);
-    }
+    let mut slow = slow_heads(&demo.addr, HEADS).await;
     demo.wait_for("accepting a connection failed: backing off")
         .await;
     let probe = tokio::time::timeout(PATIENCE, demo.get("/products"))

@@ -4,7 +4,11 @@
 //! binary, as it installs log subscribers and a panic hook.
 #![cfg(feature = "json-logs")]
 
+mod common;
+
 use std::sync::{Arc, Mutex, Once};
+
+use common::LogWriter;
 
 use axum::Router;
 use axum::routing::post;
@@ -124,16 +128,4 @@ fn find<'a>(lines: &'a [Value], message: &str) -> &'a Value {
         .iter()
         .find(|l| l["message"] == message)
         .unwrap_or_else(|| panic!("no line {message:?} in {lines:?}"))
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

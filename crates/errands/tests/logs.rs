@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::idle;
+use common::{LogWriter, idle};
 use errands::Errands;
 
 async fn charge_card(_card_number: String, _amount_cents: u64) -> Result<(), std::io::Error> {
@@ -67,18 +67,6 @@ fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
         .with_ansi(false)
         .finish();
     (logs, tracing::subscriber::set_default(subscriber))
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

@@ -141,3 +141,24 @@ pub fn assert_balanced(errands: &Errands) {
     assert!(stats.is_balanced(), "invariant broken: {stats:?}");
     assert_eq!(stats.in_flight(), 0, "tasks still in flight: {stats:?}");
 }
+
+/// A log writer into a shared buffer, for tests that read what was logged.
+#[derive(Clone, Default)]
+pub struct LogWriter(pub Arc<Mutex<Vec<u8>>>);
+
+impl LogWriter {
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
