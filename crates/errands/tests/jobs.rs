@@ -341,3 +341,43 @@ async fn undecodable_arguments_and_unknown_types_fail_once_and_are_reported() {
         "{reports:?}"
     );
 }
+
+#[tokio::test]
+async fn a_scheduled_job_waits_for_its_time_and_a_unique_key_returns_the_live_job() {
+    let (store, _path) = store().await;
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let later = errands
+        .jobs()
+        .prepare(Greet {
+            name: "later".into(),
+        })
+        .unique("greet-later")
+        .run_after(Duration::from_millis(300))
+        .enqueue()
+        .await
+        .unwrap();
+    let again = errands
+        .jobs()
+        .prepare(Greet {
+            name: "again".into(),
+        })
+        .unique("greet-later")
+        .enqueue()
+        .await
+        .unwrap();
+    assert_eq!(again, errands::durable::Enqueued::Duplicate(later.id()));
+    errands
+        .jobs()
+        .enqueue(Greet { name: "now".into() })
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ran).await, "hello now #1", "the due job first");
+    assert_eq!(
+        next(&mut ran).await,
+        "hello later #1",
+        "then the scheduled one"
+    );
+    common::idle(&errands).await;
+    assert!(ran.try_recv().is_err(), "the duplicate never ran");
+}

@@ -26,13 +26,13 @@ mod registry;
 mod worker;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::SqliteConnection;
 
-use crate::durable::{JobId, JobStatus, NewJob, SqliteStore, Store, StoreError};
+use crate::durable::{Enqueued, JobId, JobStatus, NewJob, SqliteStore, Store, StoreError};
 use crate::task::{BoxError, RetryPolicy};
 
 pub(crate) use registry::Registry;
@@ -180,17 +180,43 @@ impl Jobs {
         Ok(NewJob::new(J::NAME, args).max_attempts(J::retry_policy().attempts()))
     }
 
-    /// Stores `job`, runnable at once; returns its id.
+    /// Stores `job`, runnable at once; returns its id. For a later start or a unique key,
+    /// see [`prepare`](Self::prepare).
     ///
     /// # Errors
     ///
     /// See [`EnqueueError`]; nothing is stored then.
     pub async fn enqueue<J: Job>(&self, job: J) -> Result<JobId, EnqueueError> {
-        let new = self.new_job(&job)?;
-        let durable = self.durable()?;
-        let id = durable.store.enqueue(new).await?.id();
-        durable.worker.wake();
-        Ok(id)
+        Ok(self.prepare(job).enqueue().await?.id())
+    }
+
+    /// A job to enqueue with options: a start time, a unique key.
+    ///
+    /// ```no_run
+    /// # use errands::jobs::{Job, JobContext};
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct SendInvoice { order_id: i64 }
+    /// # impl Job for SendInvoice { const NAME: &'static str = "send_invoice"; type State = ();
+    /// #     async fn run(self, _: JobContext<()>) -> Result<(), errands::BoxError> { Ok(()) } }
+    /// # async fn f(errands: errands::Errands) -> Result<(), errands::jobs::EnqueueError> {
+    /// use std::time::Duration;
+    ///
+    /// let invoice = errands
+    ///     .jobs()
+    ///     .prepare(SendInvoice { order_id: 7 })
+    ///     .unique("invoice-7") // a second one for order 7 returns the live one
+    ///     .run_after(Duration::from_secs(3600))
+    ///     .enqueue()
+    ///     .await?;
+    /// let id = invoice.id();
+    /// # Ok(()) }
+    /// ```
+    pub fn prepare<J: Job>(&self, job: J) -> JobBuilder<'_, J> {
+        JobBuilder {
+            jobs: self,
+            job,
+            unique: None,
+            run_at: None,
+        }
     }
 
     /// Stores `job` on `conn` — the caller's open transaction (`&mut *tx`) — so that it
@@ -204,11 +230,8 @@ impl Jobs {
         conn: &mut SqliteConnection,
         job: J,
     ) -> Result<JobId, EnqueueError> {
-        let new = self.new_job(&job)?;
-        let id = SqliteStore::enqueue_in(conn, new).await?.id();
         // Most likely committed soon; if not, the next poll finds it.
-        self.durable()?.worker.wake();
-        Ok(id)
+        Ok(self.prepare(job).enqueue_in(conn).await?.id())
     }
 
     /// The job's status, for the "202 + poll" pattern.
@@ -223,5 +246,79 @@ impl Jobs {
     /// The store, for operator actions (cancel, retry, discard, prune).
     pub fn store(&self) -> Option<&SqliteStore> {
         self.inner.as_deref().map(|d| &d.store)
+    }
+}
+
+/// A job to enqueue, with options; see [`Jobs::prepare`].
+#[must_use = "a job is stored when enqueued"]
+pub struct JobBuilder<'a, J> {
+    jobs: &'a Jobs,
+    job: J,
+    unique: Option<String>,
+    run_at: Option<SystemTime>,
+}
+
+impl<J> std::fmt::Debug for JobBuilder<'_, J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobBuilder")
+            .field("unique", &self.unique)
+            .field("run_at", &self.run_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<J: Job> JobBuilder<'_, J> {
+    /// Refuses a second unfinished job of this type with the same key: enqueueing then
+    /// returns the live one ([`Enqueued::Duplicate`]).
+    pub fn unique(mut self, key: impl Into<String>) -> Self {
+        self.unique = Some(key.into());
+        self
+    }
+
+    /// Runnable no earlier than `at`.
+    pub fn run_at(mut self, at: SystemTime) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+
+    /// Runnable no earlier than `delay` from now.
+    pub fn run_after(self, delay: Duration) -> Self {
+        self.run_at(SystemTime::now() + delay)
+    }
+
+    fn new_job(&self) -> Result<NewJob, EnqueueError> {
+        let mut new = self.jobs.new_job(&self.job)?;
+        if let Some(key) = &self.unique {
+            new = new.unique(key.clone());
+        }
+        if let Some(at) = self.run_at {
+            new = new.run_at(at);
+        }
+        Ok(new)
+    }
+
+    /// Stores the job.
+    ///
+    /// # Errors
+    ///
+    /// See [`EnqueueError`]; nothing is stored then.
+    pub async fn enqueue(self) -> Result<Enqueued, EnqueueError> {
+        let new = self.new_job()?;
+        let durable = self.jobs.durable()?;
+        let enqueued = durable.store.enqueue(new).await?;
+        durable.worker.wake_at(self.run_at);
+        Ok(enqueued)
+    }
+
+    /// Stores the job on `conn`, the caller's open transaction: see [`Jobs::enqueue_in`].
+    ///
+    /// # Errors
+    ///
+    /// See [`EnqueueError`]; the transaction is the caller's to roll back.
+    pub async fn enqueue_in(self, conn: &mut SqliteConnection) -> Result<Enqueued, EnqueueError> {
+        let new = self.new_job()?;
+        let enqueued = SqliteStore::enqueue_in(conn, new).await?;
+        self.jobs.durable()?.worker.wake_at(self.run_at);
+        Ok(enqueued)
     }
 }

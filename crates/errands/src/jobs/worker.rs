@@ -56,6 +56,21 @@ impl Worker {
     pub(crate) fn wake(&self) {
         self.wake.notify_one();
     }
+
+    /// Looks for work at `at` (now when `None` or past), when that comes before the next
+    /// poll: a retry or a scheduled job then starts on time.
+    pub(crate) fn wake_at(&self, at: Option<SystemTime>) {
+        let Some(delay) = at.and_then(|at| at.duration_since(SystemTime::now()).ok()) else {
+            return self.wake();
+        };
+        if delay < self.poll {
+            let wake = self.wake.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                wake.notify_one();
+            });
+        }
+    }
 }
 
 /// Starts the worker of `durable` once, on the current tokio runtime (if there is one).
@@ -240,7 +255,7 @@ async fn attempt(
             }
             match store.fail(job.id, job.token, &text, retry_at).await {
                 Ok(()) if retry_at.is_some() => {
-                    wake_at(durable, retry_at);
+                    durable.worker.wake_at(retry_at);
                     Ok(())
                 }
                 Ok(()) => return Err(Box::new(task_error)),
@@ -252,20 +267,6 @@ async fn attempt(
         Ok(()) => Ok(()),
         Err(StoreError::Stale(id)) => Err(Box::new(LeaseLost(id))),
         Err(error) => Err(Box::new(error)),
-    }
-}
-
-/// Wakes the worker when a retry comes due, so that it does not wait for its next poll.
-fn wake_at(durable: &Durable, at: Option<SystemTime>) {
-    let Some(delay) = at.and_then(|at| at.duration_since(SystemTime::now()).ok()) else {
-        return durable.worker.wake();
-    };
-    if delay < durable.worker.poll {
-        let worker = durable.worker.wake.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            worker.notify_one();
-        });
     }
 }
 
