@@ -13,6 +13,7 @@ use errands::durable::{JobState, NewJob, SqliteStore, Store};
 use errands::jobs::{Job, JobContext};
 use errands::{BoxError, Errands, ErrorReport, RetryPolicy};
 use serde::{Deserialize, Serialize};
+use sqlx::Connection;
 use tokio::sync::mpsc;
 
 /// What the jobs tell the test.
@@ -380,4 +381,58 @@ async fn a_scheduled_job_waits_for_its_time_and_a_unique_key_returns_the_live_jo
     );
     common::idle(&errands).await;
     assert!(ran.try_recv().is_err(), "the duplicate never ran");
+}
+
+#[tokio::test]
+async fn a_locked_database_at_enqueue_is_a_503_and_nothing_is_stored() {
+    let path = std::env::temp_dir().join(format!("errands-jobs-locked-{}.db", std::process::id()));
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_millis(100));
+    let pool = sqlx::SqlitePool::connect_with(options.clone())
+        .await
+        .unwrap();
+    let store = SqliteStore::new(pool).await.unwrap();
+    let reports = Arc::default();
+    let (errands, _ran) = runtime(&store, &reports);
+    let jobs = errands.jobs();
+    let app = axum::Router::new()
+        .route(
+            "/greet",
+            axum::routing::post(move || {
+                let jobs = jobs.clone();
+                async move {
+                    let id = jobs.enqueue(Greet { name: "dee".into() }).await?;
+                    Ok::<_, errands::Error>(id.to_string())
+                }
+            }),
+        )
+        .layer(errands.layer());
+    let client = errands::testing::TestClient::new(app, &errands);
+
+    // Another writer holds the database past the busy timeout.
+    let mut locker = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let response = client.post("/greet").await;
+    assert_eq!(response.status(), 503, "{}", response.text());
+    assert_eq!(response.json()["code"], "service_unavailable");
+    assert!(
+        !response.text().contains("locked"),
+        "no database text in the body"
+    );
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    assert!(store.unreported(10).await.unwrap().is_empty());
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM errands_jobs")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "nothing half-written");
+    let _ = std::fs::remove_file(&path);
 }

@@ -65,6 +65,10 @@ fn builtin(error: &(dyn StdError + 'static)) -> Option<ApiError> {
     if error.is::<LayerMissing>() {
         return Some(ApiError::internal());
     }
+    #[cfg(feature = "sqlite")]
+    if let Some(crate::durable::StoreError::Database(_)) = error.downcast_ref() {
+        return Some(ApiError::from_status(StatusCode::SERVICE_UNAVAILABLE));
+    }
     #[cfg(feature = "sqlx")]
     if let Some(db) = error.downcast_ref::<sqlx::Error>() {
         return super::sqlx::map(db);

@@ -107,8 +107,10 @@ impl<S> JobContext<S> {
     }
 }
 
-/// Why a job could not be enqueued; converts into a response (`503` for a database that is
-/// unavailable, `500` otherwise) through `?`.
+/// Why a job could not be enqueued. Through `?` in a handler it becomes `503
+/// service_unavailable` when the store's database failed (unavailable, or locked past its
+/// busy timeout), `500 internal_error` otherwise — the handler's own transaction, if any, is
+/// dropped and so rolled back.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EnqueueError {
@@ -121,7 +123,7 @@ pub enum EnqueueError {
     #[error("the job type {0:?} is not registered")]
     Unregistered(&'static str),
     /// The store refused or failed.
-    #[error(transparent)]
+    #[error("the job could not be stored")]
     Store(#[from] StoreError),
 }
 
