@@ -59,6 +59,8 @@ pub struct ErrandsBuilder {
     teardown: Vec<TeardownHook>,
     #[cfg(feature = "sqlite")]
     durable: Option<(crate::durable::SqliteStore, crate::jobs::Registry)>,
+    #[cfg(feature = "sqlite")]
+    job_queues: Vec<(String, usize)>,
 }
 
 impl Default for ErrandsBuilder {
@@ -74,6 +76,8 @@ impl Default for ErrandsBuilder {
             teardown: Vec::new(),
             #[cfg(feature = "sqlite")]
             durable: None,
+            #[cfg(feature = "sqlite")]
+            job_queues: Vec::new(),
         }
     }
 }
@@ -394,6 +398,18 @@ impl ErrandsBuilder {
         self
     }
 
+    /// Runs at most `concurrency` jobs of the queue `name` at once in this process (default
+    /// 16 for every queue a registered job type uses): a queue of slow jobs cannot hold up
+    /// the others. See [`Job::QUEUE`](crate::jobs::Job::QUEUE).
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn job_queue(mut self, name: impl Into<String>, concurrency: usize) -> Self {
+        let name = name.into();
+        self.job_queues.retain(|(queue, _)| *queue != name);
+        self.job_queues.push((name, concurrency));
+        self
+    }
+
     /// Builds the runtime.
     pub fn build(self) -> Errands {
         let mut reporters = self.reporters;
@@ -411,7 +427,7 @@ impl ErrandsBuilder {
         let mut teardown = self.teardown;
         #[cfg(feature = "sqlite")]
         let durable = self.durable.map(|(store, registry)| {
-            let durable = Arc::new(crate::jobs::Durable::new(store, registry));
+            let durable = Arc::new(crate::jobs::Durable::new(store, registry, self.job_queues));
             // First of the teardown hooks, so the application's pool is still open.
             let requeue = durable.clone();
             teardown.insert(

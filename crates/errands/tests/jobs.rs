@@ -436,3 +436,71 @@ async fn a_locked_database_at_enqueue_is_a_503_and_nothing_is_stored() {
     assert_eq!(count, 0, "nothing half-written");
     let _ = std::fs::remove_file(&path);
 }
+
+/// A mail job in its own queue, held at a gate the test opens.
+#[derive(Serialize, Deserialize)]
+struct Mail {
+    n: u32,
+}
+
+#[derive(Clone)]
+struct MailState {
+    signals: Signals,
+    gate: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Job for Mail {
+    const NAME: &'static str = "mail";
+    const QUEUE: &'static str = "mail";
+    type State = MailState;
+
+    async fn run(self, cx: JobContext<MailState>) -> Result<(), BoxError> {
+        let _ = cx
+            .state()
+            .signals
+            .0
+            .send(format!("mail {} started", self.n));
+        let mut gate = cx.state().gate.clone();
+        let _ = gate.wait_for(|open| *open).await;
+        let _ = cx.state().signals.0.send(format!("mail {} done", self.n));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_queue_runs_at_its_own_concurrency_without_holding_up_the_others() {
+    let (store, _path) = store().await;
+    let (tx, mut ran) = mpsc::unbounded_channel();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let signals = Signals(tx);
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .durable(store.clone())
+        .job::<Greet>(signals.clone())
+        .job::<Mail>(MailState {
+            signals: signals.clone(),
+            gate,
+        })
+        .job_queue("mail", 1)
+        .build();
+    let jobs = errands.jobs();
+    jobs.enqueue(Mail { n: 1 }).await.unwrap();
+    jobs.enqueue(Mail { n: 2 }).await.unwrap();
+    jobs.enqueue(Greet { name: "x".into() }).await.unwrap();
+    let mut first = vec![next(&mut ran).await, next(&mut ran).await];
+    first.sort();
+    assert_eq!(
+        first,
+        ["hello x #1", "mail 1 started"],
+        "the default queue is not held up by the mail queue"
+    );
+    open.send(true).unwrap();
+    assert_eq!(next(&mut ran).await, "mail 1 done");
+    assert_eq!(
+        next(&mut ran).await,
+        "mail 2 started",
+        "one mail at a time: the second starts only after the first"
+    );
+    assert_eq!(next(&mut ran).await, "mail 2 done");
+    common::idle(&errands).await;
+}

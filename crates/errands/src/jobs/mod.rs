@@ -66,6 +66,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     /// The application state `run` receives.
     type State: Clone + Send + Sync + 'static;
 
+    /// The queue its jobs go to (default `default`); each queue has its own concurrency
+    /// ([`ErrandsBuilder::job_queue`](crate::ErrandsBuilder::job_queue)).
+    const QUEUE: &'static str = "default";
+
     /// Runs one attempt.
     fn run(self, cx: JobContext<Self::State>) -> impl Future<Output = Result<(), BoxError>> + Send;
 
@@ -148,12 +152,26 @@ pub(crate) struct Durable {
     pub(crate) worker: Worker,
 }
 
+/// How many jobs of a queue run at once unless configured.
+pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
+
 impl Durable {
-    pub(crate) fn new(store: SqliteStore, registry: Registry) -> Self {
+    /// `queues`: the configured queues' concurrency; the registered job types' queues and
+    /// `default` are added with [`DEFAULT_CONCURRENCY`].
+    pub(crate) fn new(
+        store: SqliteStore,
+        registry: Registry,
+        mut queues: Vec<(String, usize)>,
+    ) -> Self {
+        for name in registry.queues().chain(["default"]) {
+            if !queues.iter().any(|(queue, _)| queue == name) {
+                queues.push((name.to_owned(), DEFAULT_CONCURRENCY));
+            }
+        }
         Durable {
             store,
             registry,
-            worker: Worker::new(16, Duration::from_secs(30), Duration::from_secs(1)),
+            worker: Worker::new(queues, Duration::from_secs(30), Duration::from_secs(1)),
         }
     }
 }
@@ -179,7 +197,9 @@ impl Jobs {
             return Err(EnqueueError::Unregistered(J::NAME));
         }
         let args = serde_json::to_value(job).map_err(StoreError::Encode)?;
-        Ok(NewJob::new(J::NAME, args).max_attempts(J::retry_policy().attempts()))
+        Ok(NewJob::new(J::NAME, args)
+            .queue(J::QUEUE)
+            .max_attempts(J::retry_policy().attempts()))
     }
 
     /// Stores `job`, runnable at once; returns its id. For a later start or a unique key,

@@ -25,6 +25,12 @@ struct Typed<J: Job> {
     state: J::State,
 }
 
+/// A registered type's runner and queue.
+struct Entry {
+    runner: Arc<dyn Runner>,
+    queue: &'static str,
+}
+
 impl<J: Job> Runner for Typed<J> {
     fn policy(&self) -> RetryPolicy {
         J::retry_policy()
@@ -48,13 +54,20 @@ impl<J: Job> Runner for Typed<J> {
 /// The registered job types.
 #[derive(Default)]
 pub(crate) struct Registry {
-    runners: HashMap<&'static str, Arc<dyn Runner>>,
+    runners: HashMap<&'static str, Entry>,
 }
 
 impl Registry {
     /// Registers `J`, run with `state`; a second registration of the same name replaces it.
     pub(crate) fn add<J: Job>(&mut self, state: J::State) {
-        self.runners.insert(J::NAME, Arc::new(Typed::<J> { state }));
+        let runner = Arc::new(Typed::<J> { state });
+        self.runners.insert(
+            J::NAME,
+            Entry {
+                runner,
+                queue: J::QUEUE,
+            },
+        );
     }
 
     pub(crate) fn knows(&self, name: &str) -> bool {
@@ -62,6 +75,11 @@ impl Registry {
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<Arc<dyn Runner>> {
-        self.runners.get(name).cloned()
+        self.runners.get(name).map(|entry| entry.runner.clone())
+    }
+
+    /// The queues of the registered types.
+    pub(crate) fn queues(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.runners.values().map(|entry| entry.queue)
     }
 }

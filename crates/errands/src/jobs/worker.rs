@@ -23,8 +23,8 @@ pub(crate) struct Worker {
     pub(crate) owner: String,
     pub(crate) lease: Duration,
     pub(crate) poll: Duration,
-    pub(crate) concurrency: usize,
-    in_flight: AtomicUsize,
+    /// The queues this worker claims from, each with its concurrency.
+    queues: Vec<Queue>,
     /// Jobs whose failure this process is reporting through their task: the owed-report scan
     /// leaves them alone. At most `concurrency` at once.
     reporting: Mutex<HashSet<JobId>>,
@@ -33,13 +33,19 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(concurrency: usize, lease: Duration, poll: Duration) -> Self {
+    pub(crate) fn new(queues: Vec<(String, usize)>, lease: Duration, poll: Duration) -> Self {
         Worker {
             owner: format!("errands-{}-{:016x}", std::process::id(), fastrand::u64(..)),
             lease,
             poll,
-            concurrency: concurrency.max(1),
-            in_flight: AtomicUsize::new(0),
+            queues: queues
+                .into_iter()
+                .map(|(name, concurrency)| Queue {
+                    name,
+                    concurrency: concurrency.max(1),
+                    in_flight: Arc::default(),
+                })
+                .collect(),
             reporting: Mutex::default(),
             wake: Arc::default(),
             started: AtomicBool::new(false),
@@ -73,6 +79,13 @@ impl Worker {
     }
 }
 
+/// A queue: its name, how many of its jobs may run at once, how many do.
+struct Queue {
+    name: String,
+    concurrency: usize,
+    in_flight: Arc<AtomicUsize>,
+}
+
 /// Starts the worker of `durable` once, on the current tokio runtime (if there is one).
 pub(crate) fn start(durable: &Arc<Durable>, rt: &Arc<Runtime>) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
@@ -95,27 +108,25 @@ async fn work(durable: Arc<Durable>, rt: Arc<Runtime>) {
             rescue(&durable, &rt).await;
             next_rescue = tokio::time::Instant::now() + worker.lease / 2;
         }
-        let free = worker
-            .concurrency
-            .saturating_sub(worker.in_flight.load(Ordering::Acquire));
         let mut claimed_all = false;
-        if free > 0 {
+        for queue in &worker.queues {
+            let free = queue
+                .concurrency
+                .saturating_sub(queue.in_flight.load(Ordering::Acquire));
+            if free == 0 {
+                continue;
+            }
             let limit = u32::try_from(free).unwrap_or(u32::MAX);
+            let now = SystemTime::now();
             match store
-                .claim(
-                    "default",
-                    &worker.owner,
-                    SystemTime::now(),
-                    worker.lease,
-                    limit,
-                )
+                .claim(&queue.name, &worker.owner, now, worker.lease, limit)
                 .await
             {
                 Ok(claimed) => {
                     backoff = Duration::ZERO;
-                    claimed_all = claimed.len() == free;
+                    claimed_all |= claimed.len() == free;
                     for job in claimed {
-                        run(&durable, &rt, job);
+                        run(&durable, &rt, queue, job);
                     }
                 }
                 Err(error) => {
@@ -123,6 +134,7 @@ async fn work(durable: Arc<Durable>, rt: Arc<Runtime>) {
                     backoff =
                         (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
                     tracing::warn!(target: "errands", error = %crate::chain::texts([error.to_string().as_str()]), ?backoff, "claiming durable jobs failed: backing off");
+                    break;
                 }
             }
         }
@@ -143,9 +155,10 @@ async fn work(durable: Arc<Durable>, rt: Arc<Runtime>) {
 }
 
 /// Runs one claimed attempt as a task of the runtime.
-fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, job: Claimed) {
+fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
     let runner = durable.registry.get(&job.kind);
-    durable.worker.in_flight.fetch_add(1, Ordering::AcqRel);
+    queue.in_flight.fetch_add(1, Ordering::AcqRel);
+    let in_flight = queue.in_flight.clone();
     let id = job.id;
     let scheduled = {
         let (attempt_durable, reported_durable) = (durable.clone(), durable.clone());
@@ -162,13 +175,13 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, job: Claimed) {
                 marked
             })
             .schedule(async move {
-                let _in_flight = InFlight(&attempt_durable);
+                let _in_flight = InFlight(&attempt_durable, in_flight);
                 attempt(&attempt_durable, runner, job).await
             })
     };
     if scheduled.is_err() {
         // Refused (shutting down, overloaded): the claim goes back at once.
-        durable.worker.in_flight.fetch_sub(1, Ordering::AcqRel);
+        queue.in_flight.fetch_sub(1, Ordering::AcqRel);
         let durable = durable.clone();
         tokio::spawn(async move {
             let _ = durable.store.requeue(&durable.worker.owner).await;
@@ -176,12 +189,12 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, job: Claimed) {
     }
 }
 
-/// Counts an attempt in flight until dropped, then wakes the worker.
-struct InFlight<'a>(&'a Durable);
+/// Counts an attempt in flight in its queue until dropped, then wakes the worker.
+struct InFlight<'a>(&'a Durable, Arc<AtomicUsize>);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.worker.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.1.fetch_sub(1, Ordering::AcqRel);
         self.0.worker.wake();
     }
 }
