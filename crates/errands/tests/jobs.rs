@@ -504,3 +504,71 @@ async fn a_queue_runs_at_its_own_concurrency_without_holding_up_the_others() {
     assert_eq!(next(&mut ran).await, "mail 2 done");
     common::idle(&errands).await;
 }
+
+/// Log lines, each sent to the test as it is written.
+#[derive(Clone)]
+struct LineSender(mpsc::UnboundedSender<String>);
+
+impl std::io::Write for LineSender {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn workers_back_off_while_the_database_is_locked_and_recover_after() {
+    let (lines_tx, mut lines) = mpsc::unbounded_channel();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || LineSender(lines_tx.clone()))
+        .with_ansi(false)
+        .finish();
+    let _logs = tracing::subscriber::set_default(subscriber);
+
+    let path = std::env::temp_dir().join(format!("errands-jobs-down-{}.db", std::process::id()));
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_millis(50));
+    let store = SqliteStore::new(
+        sqlx::SqlitePool::connect_with(options.clone())
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    store
+        .enqueue(NewJob::new("greet", serde_json::json!({"name": "eve"})))
+        .await
+        .unwrap();
+    // The database goes away for the workers: another writer holds it.
+    let mut locker = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let _ = errands.jobs();
+    tokio::time::timeout(common::PATIENCE, async {
+        while let Some(line) = lines.recv().await {
+            if line.contains("claiming durable jobs failed: backing off") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the worker backs off");
+    // The database comes back: the job runs, nothing lost.
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    assert_eq!(next(&mut ran).await, "hello eve #1");
+    common::idle(&errands).await;
+    let _ = std::fs::remove_file(&path);
+}
