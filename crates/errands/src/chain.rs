@@ -200,6 +200,12 @@ pub(crate) fn bounded_json(value: serde_json::Value) -> serde_json::Value {
     bound(value, 0)
 }
 
+/// The chain of `error` as one line: `outer: inner: root`, each text once (see [`texts`]).
+pub(crate) fn line(error: &(dyn StdError + 'static)) -> String {
+    let messages: Vec<String> = walk(error).map(|e| e.to_string()).collect();
+    texts(messages.iter().map(String::as_str))
+}
+
 /// Display texts of a chain, without those the text before them ends with (an error whose
 /// `Display` is `"{context}: {source}"`, as many are, would otherwise print it twice).
 pub(crate) fn texts<'a>(messages: impl IntoIterator<Item = &'a str>) -> String {

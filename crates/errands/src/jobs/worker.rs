@@ -133,7 +133,7 @@ async fn work(durable: Arc<Durable>, rt: Arc<Runtime>) {
                     // The database is down or locked: back off, then try again.
                     backoff =
                         (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
-                    tracing::warn!(target: "errands", error = %crate::chain::texts([error.to_string().as_str()]), ?backoff, "claiming durable jobs failed: backing off");
+                    tracing::warn!(target: "errands", error = %crate::chain::line(&error), ?backoff, "claiming durable jobs failed: backing off");
                     break;
                 }
             }
@@ -252,13 +252,7 @@ async fn attempt(
         Ok(()) => store.complete(job.id, job.token).await,
         Err(error) => {
             let policy = runner.policy();
-            let text = crate::chain::texts(
-                crate::chain::walk(&*error)
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .iter()
-                    .map(String::as_str),
-            );
+            let text = crate::chain::line(&*error);
             let task_error = TaskError::from_error(error);
             let retry_at = policy
                 .retries(job.attempt, &task_error)
@@ -286,7 +280,7 @@ async fn attempt(
 /// Rescues expired leases; the jobs that failed for good by it are reported.
 async fn rescue(durable: &Durable, rt: &Runtime) {
     if let Err(error) = durable.store.rescue(SystemTime::now()).await {
-        tracing::warn!(target: "errands", %error, "rescuing expired durable jobs failed");
+        tracing::warn!(target: "errands", error = %crate::chain::line(&error), "rescuing expired durable jobs failed");
         return;
     }
     deliver_owed_reports(durable, rt).await;
