@@ -572,3 +572,95 @@ async fn workers_back_off_while_the_database_is_locked_and_recover_after() {
     common::idle(&errands).await;
     let _ = std::fs::remove_file(&path);
 }
+
+/// A job whose side effect (a payout row) and completion commit in one transaction.
+#[derive(Serialize, Deserialize)]
+struct Payout {
+    fail_first: bool,
+}
+
+#[derive(Clone)]
+struct PayoutState {
+    pool: sqlx::SqlitePool,
+    signals: Signals,
+}
+
+impl Job for Payout {
+    const NAME: &'static str = "payout";
+    type State = PayoutState;
+
+    async fn run(self, cx: JobContext<PayoutState>) -> Result<(), BoxError> {
+        let mut tx = cx.state().pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("INSERT INTO payouts (job_id, attempt) VALUES (?, ?)")
+            .bind(cx.id().0)
+            .bind(cx.attempt())
+            .execute(&mut *tx)
+            .await?;
+        cx.complete_in(&mut tx).await?;
+        if self.fail_first && cx.attempt() == 1 {
+            // Dropped without a commit: neither the payout nor the completion happened.
+            let _ = cx
+                .state()
+                .signals
+                .0
+                .send("attempt 1 rolled back".to_owned());
+            return Err("the provider timed out after the write".into());
+        }
+        tx.commit().await?;
+        let _ = cx
+            .state()
+            .signals
+            .0
+            .send(format!("paid at attempt {}", cx.attempt()));
+        Ok(())
+    }
+
+    fn retry_policy() -> RetryPolicy {
+        RetryPolicy::exponential(Duration::from_millis(1)).max_attempts(2)
+    }
+}
+
+#[tokio::test]
+async fn a_job_completes_in_the_transaction_of_its_side_effect() {
+    let (store, _path) = store().await;
+    sqlx::query("CREATE TABLE payouts (job_id INTEGER NOT NULL, attempt INTEGER NOT NULL)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let (tx, mut ran) = mpsc::unbounded_channel();
+    let reports: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = reports.clone();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .reporter(move |r: &ErrorReport| sink.lock().unwrap().push(r.chain_text()))
+        .durable(store.clone())
+        .job::<Payout>(PayoutState {
+            pool: store.pool().clone(),
+            signals: Signals(tx),
+        })
+        .build();
+    let id = errands
+        .jobs()
+        .enqueue(Payout { fail_first: true })
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ran).await, "attempt 1 rolled back");
+    assert_eq!(next(&mut ran).await, "paid at attempt 2");
+    common::idle(&errands).await;
+    let payouts: Vec<(i64, i64)> = sqlx::query_as("SELECT job_id, attempt FROM payouts")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        payouts,
+        [(id.0, 2)],
+        "exactly one payout, from the committed attempt"
+    );
+    let status = store.status(id).await.unwrap();
+    assert_eq!((status.state, status.attempt), (JobState::Succeeded, 2));
+    assert!(
+        reports.lock().unwrap().is_empty(),
+        "{:?}",
+        reports.lock().unwrap()
+    );
+}

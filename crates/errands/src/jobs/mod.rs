@@ -87,6 +87,10 @@ pub struct JobContext<S> {
     id: JobId,
     attempt: u32,
     request_id: Option<String>,
+    /// This attempt's fencing token.
+    token: i64,
+    /// Set once the job recorded its own completion ([`JobContext::complete_in`]).
+    completed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<S> JobContext<S> {
@@ -108,6 +112,23 @@ impl<S> JobContext<S> {
     /// The id of the request that enqueued the job, if one did.
     pub fn request_id(&self) -> Option<&str> {
         self.request_id.as_deref()
+    }
+
+    /// Records the job's completion on `conn` — the transaction that writes the job's side
+    /// effect — so that both commit together, or neither: a side effect in the same database
+    /// then happens effectively once, even if the process dies between the write and the
+    /// job's end. Call it last, then commit; if the transaction rolls back, the attempt counts
+    /// as not done.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Stale`] when this attempt's lease was lost (another attempt owns the job:
+    /// roll back), or the database's failure.
+    pub async fn complete_in(&self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        SqliteStore::complete_in(conn, self.id, self.token).await?;
+        self.completed
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 }
 

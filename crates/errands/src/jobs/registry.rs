@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use futures_util::future::BoxFuture;
 
@@ -18,6 +19,7 @@ pub(crate) trait Runner: Send + Sync {
     fn start(
         &self,
         claimed: &Claimed,
+        completed: Arc<AtomicBool>,
     ) -> Result<BoxFuture<'static, Result<(), BoxError>>, serde_json::Error>;
 }
 
@@ -39,6 +41,7 @@ impl<J: Job> Runner for Typed<J> {
     fn start(
         &self,
         claimed: &Claimed,
+        completed: Arc<AtomicBool>,
     ) -> Result<BoxFuture<'static, Result<(), BoxError>>, serde_json::Error> {
         let job: J = serde_json::from_value(claimed.args.clone())?;
         let cx = JobContext {
@@ -46,6 +49,8 @@ impl<J: Job> Runner for Typed<J> {
             id: claimed.id,
             attempt: claimed.attempt,
             request_id: claimed.request_id.clone(),
+            token: claimed.token,
+            completed,
         };
         Ok(Box::pin(job.run(cx)))
     }

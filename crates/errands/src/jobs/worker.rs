@@ -231,7 +231,8 @@ async fn attempt(
     let Some(runner) = runner else {
         return unrunnable(Unrunnable::UnknownType(job.kind.clone())).await;
     };
-    let future = match runner.start(&job) {
+    let completed = Arc::new(AtomicBool::new(false));
+    let future = match runner.start(&job, completed.clone()) {
         Ok(future) => future,
         Err(error) => return unrunnable(Unrunnable::Undecodable(error)).await,
     };
@@ -249,6 +250,8 @@ async fn attempt(
         }
     };
     let recorded = match result {
+        // The job recorded its completion with its own side effect.
+        Ok(()) if completed.load(Ordering::Acquire) => Ok(()),
         Ok(()) => store.complete(job.id, job.token).await,
         Err(error) => {
             let policy = runner.policy();

@@ -18,6 +18,10 @@ use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
 /// The schema's migrations, in order: (version, SQL).
 const MIGRATIONS: [(i64, &str); 1] = [(1, include_str!("0001_jobs.sql"))];
 
+/// Ends a running job, fenced by its token: (finished_at, id, token).
+const COMPLETE: &str = "UPDATE errands_jobs SET state = 'succeeded', lease_until = NULL, \
+     owner = NULL, finished_at = ? WHERE id = ? AND token = ? AND state = 'running'";
+
 /// Longest error text kept with a job, in bytes.
 const MAX_ERROR: usize = 4096;
 
@@ -106,6 +110,32 @@ impl SqliteStore {
         .await
         .map_err(database)?;
         Ok(Enqueued::Duplicate(JobId(live)))
+    }
+
+    /// Ends a running job as `succeeded` on `conn` — the job's own transaction, together with
+    /// its side effect — while `token` holds.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Stale`] if the token no longer holds (nothing written), or the
+    /// database's failure.
+    pub async fn complete_in(
+        conn: &mut SqliteConnection,
+        id: JobId,
+        token: i64,
+    ) -> Result<(), StoreError> {
+        let changed = sqlx::query(COMPLETE)
+            .bind(millis(SystemTime::now()))
+            .bind(id.0)
+            .bind(token)
+            .execute(&mut *conn)
+            .await
+            .map_err(database)?
+            .rows_affected();
+        match changed {
+            0 => Err(StoreError::Stale(id)),
+            _ => Ok(()),
+        }
     }
 
     /// Runs one statement that must change the job `id` in a state it allows; when it changed
@@ -214,13 +244,10 @@ impl Store for SqliteStore {
     }
 
     async fn complete(&self, id: JobId, token: i64) -> Result<(), StoreError> {
-        let query = sqlx::query(
-            "UPDATE errands_jobs SET state = 'succeeded', lease_until = NULL, owner = NULL, \
-             finished_at = ? WHERE id = ? AND token = ? AND state = 'running'",
-        )
-        .bind(millis(SystemTime::now()))
-        .bind(id.0)
-        .bind(token);
+        let query = sqlx::query(COMPLETE)
+            .bind(millis(SystemTime::now()))
+            .bind(id.0)
+            .bind(token);
         self.fenced(id, query).await
     }
 
