@@ -124,18 +124,7 @@ impl SqliteStore {
         id: JobId,
         token: i64,
     ) -> Result<(), StoreError> {
-        let changed = sqlx::query(COMPLETE)
-            .bind(millis(SystemTime::now()))
-            .bind(id.0)
-            .bind(token)
-            .execute(&mut *conn)
-            .await
-            .map_err(database)?
-            .rows_affected();
-        match changed {
-            0 => Err(StoreError::Stale(id)),
-            _ => Ok(()),
-        }
+        fenced(&mut *conn, id, complete(id, token)).await
     }
 
     /// Runs one statement that must change the job `id` in a state it allows; when it changed
@@ -153,21 +142,38 @@ impl SqliteStore {
         Err(StoreError::WrongState { id, state })
     }
 
-    /// A write fenced by `token`: nothing changed means the token no longer holds.
+    /// A write of a running job, fenced by its token.
     async fn fenced(&self, id: JobId, query: Update<'_>) -> Result<(), StoreError> {
-        let changed = query
-            .execute(&self.pool)
-            .await
-            .map_err(database)?
-            .rows_affected();
-        match changed {
-            0 => Err(StoreError::Stale(id)),
-            _ => Ok(()),
-        }
+        fenced(&self.pool, id, query).await
     }
 }
 
 type Update<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Runs a write fenced by a token: nothing changed means the token no longer holds.
+async fn fenced<'c>(
+    executor: impl sqlx::SqliteExecutor<'c>,
+    id: JobId,
+    query: Update<'_>,
+) -> Result<(), StoreError> {
+    let changed = query
+        .execute(executor)
+        .await
+        .map_err(database)?
+        .rows_affected();
+    match changed {
+        0 => Err(StoreError::Stale(id)),
+        _ => Ok(()),
+    }
+}
+
+/// Ends the running job `id` as `succeeded`, while `token` holds.
+fn complete<'q>(id: JobId, token: i64) -> Update<'q> {
+    sqlx::query(COMPLETE)
+        .bind(millis(SystemTime::now()))
+        .bind(id.0)
+        .bind(token)
+}
 
 impl Store for SqliteStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
@@ -244,11 +250,7 @@ impl Store for SqliteStore {
     }
 
     async fn complete(&self, id: JobId, token: i64) -> Result<(), StoreError> {
-        let query = sqlx::query(COMPLETE)
-            .bind(millis(SystemTime::now()))
-            .bind(id.0)
-            .bind(token);
-        self.fenced(id, query).await
+        self.fenced(id, complete(id, token)).await
     }
 
     async fn fail(
