@@ -416,9 +416,15 @@ impl ErrandsBuilder {
         if self.default_reporter {
             reporters.insert(0, Arc::new(TracingReporter));
         }
+        #[allow(unused_mut)]
+        let mut groups = self.groups;
+        #[cfg(feature = "sqlite")]
+        if self.durable.is_some() {
+            groups.push(Group::new(crate::jobs::GROUP, 16, 100_000));
+        }
         let rt = Runtime::new(
             self.limits,
-            self.groups,
+            groups,
             self.span_level,
             self.on_error,
             Reporters::new(reporters),
@@ -429,11 +435,11 @@ impl ErrandsBuilder {
         let durable = self.durable.map(|(store, registry)| {
             let durable = Arc::new(crate::jobs::Durable::new(store, registry, self.job_queues));
             // First of the teardown hooks, so the application's pool is still open.
-            let requeue = durable.clone();
+            let stop = durable.clone();
             teardown.insert(
                 0,
                 Box::new(move || {
-                    crate::jobs::requeue(requeue)
+                    crate::jobs::stop(stop)
                         .map(TaskResult::into_task_result)
                         .boxed()
                 }),

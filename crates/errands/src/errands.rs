@@ -32,8 +32,6 @@ pub struct Errands {
     rt: Arc<Runtime>,
     pipeline: Arc<Pipeline>,
     shutdown: Arc<Shutdown>,
-    #[cfg(feature = "sqlite")]
-    durable: Option<Arc<crate::jobs::Durable>>,
 }
 
 impl std::fmt::Debug for Errands {
@@ -50,17 +48,15 @@ impl Errands {
             rt: Arc::new(rt),
             pipeline: Arc::new(pipeline),
             shutdown: Arc::new(shutdown),
-            #[cfg(feature = "sqlite")]
-            durable: None,
         }
     }
 
     /// With a durable side; its worker starts now if a tokio runtime is running, otherwise
     /// with [`Errands::jobs`] or [`Errands::serve`].
     #[cfg(feature = "sqlite")]
-    pub(crate) fn with_durable(mut self, durable: Arc<crate::jobs::Durable>) -> Self {
-        crate::jobs::start(&durable, &self.rt);
-        self.durable = Some(durable);
+    pub(crate) fn with_durable(self, durable: Arc<crate::jobs::Durable>) -> Self {
+        self.rt.attach(durable);
+        let _ = self.jobs();
         self
     }
 
@@ -69,12 +65,7 @@ impl Errands {
     #[cfg(feature = "sqlite")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub fn jobs(&self) -> crate::jobs::Jobs {
-        if let Some(durable) = &self.durable {
-            crate::jobs::start(durable, &self.rt);
-        }
-        crate::jobs::Jobs {
-            inner: self.durable.clone(),
-        }
+        crate::jobs::Jobs::of(&self.rt)
     }
 
     /// The shared state behind this handle.

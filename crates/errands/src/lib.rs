@@ -82,6 +82,11 @@ mod errands;
 mod errors;
 mod exec;
 pub mod extract;
+#[cfg(feature = "faults")]
+#[cfg_attr(docsrs, doc(cfg(feature = "faults")))]
+pub mod faults;
+#[cfg(not(feature = "faults"))]
+mod faults;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod jobs;

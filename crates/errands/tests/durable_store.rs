@@ -207,6 +207,48 @@ async fn held_jobs_wait_for_their_release_or_are_skipped(store: &impl Store) {
     assert_eq!(store.unreported(10).await.unwrap()[0].id, skipped);
 }
 
+async fn held_jobs_of_a_process_that_died_are_released_when_its_heartbeat_ran_out(
+    store: &impl Store,
+) {
+    let now = SystemTime::now();
+    store.alive("dead", now + LEASE).await.unwrap();
+    store.alive("live", now + 3 * LEASE).await.unwrap();
+    let orphan = store
+        .enqueue(job("a").held("req-1", "dead"))
+        .await
+        .unwrap()
+        .id();
+    let kept = store
+        .enqueue(job("b").held("req-2", "live"))
+        .await
+        .unwrap()
+        .id();
+    let never_beat = store
+        .enqueue(job("c").held("req-3", "gone"))
+        .await
+        .unwrap()
+        .id();
+    assert_eq!(
+        store.release_orphans(now).await.unwrap(),
+        [never_beat],
+        "only a process with no heartbeat at all is dead now"
+    );
+    let after_lease = now + 2 * LEASE;
+    assert_eq!(store.release_orphans(after_lease).await.unwrap(), [orphan]);
+    assert!(store.release_orphans(after_lease).await.unwrap().is_empty());
+    assert_eq!(store.status(kept).await.unwrap().state, JobState::Held);
+    store.alive("live", after_lease + LEASE).await.unwrap();
+    // The live process stops: what it still holds is released, at once.
+    assert_eq!(store.leave("live").await.unwrap(), 1);
+    let claimed = store
+        .claim("default", "w", after_lease, LEASE, 10)
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = claimed.iter().map(|c| c.id).collect();
+    ids.sort();
+    assert_eq!(ids, [orphan, kept, never_beat]);
+}
+
 async fn shutdown_requeues_running_jobs_without_counting_the_attempt(store: &impl Store) {
     let mine = store.enqueue(job("a")).await.unwrap().id();
     let now = SystemTime::now();
@@ -330,6 +372,7 @@ mod sqlite_store {
         failures_retry_until_the_attempts_run_out_and_then_owe_a_report,
         an_expired_lease_without_attempts_left_fails_and_owes_a_report,
         held_jobs_wait_for_their_release_or_are_skipped,
+        held_jobs_of_a_process_that_died_are_released_when_its_heartbeat_ran_out,
         shutdown_requeues_running_jobs_without_counting_the_attempt,
         unique_keys_return_the_live_duplicate,
         queues_are_claimed_apart,

@@ -664,3 +664,158 @@ async fn a_job_completes_in_the_transaction_of_its_side_effect() {
         reports.lock().unwrap()
     );
 }
+
+/// A router whose handlers enqueue `Greet` as a durable task of their request, in the caller's
+/// transaction, with the timing the path names; `/fail/..` answers 500 after enqueueing.
+fn durable_routes(errands: &Errands, store: &SqliteStore) -> axum::Router {
+    use axum::extract::Path;
+    use errands::Tasks;
+    use errands::jobs::DurableTask;
+
+    let pool = store.pool().clone();
+    let enqueue = move |Path((outcome, timing)): Path<(String, String)>, tasks: Tasks| {
+        let pool = pool.clone();
+        async move {
+            let builder = match timing.as_str() {
+                "after_route" => tasks.after_route(),
+                "after_response" => tasks.after_response(),
+                _ => tasks.immediate(),
+            };
+            let mut tx = pool.begin().await?;
+            let id = builder
+                .field("greeting", timing.clone())
+                .durable(Greet {
+                    name: format!("{outcome} {timing}"),
+                })
+                .enqueue_in(&mut tx)
+                .await?
+                .id();
+            tx.commit().await?;
+            // What the job is while its request still runs.
+            let state =
+                sqlx::query_scalar::<_, String>("SELECT state FROM errands_jobs WHERE id = ?")
+                    .bind(id.0)
+                    .fetch_one(&pool)
+                    .await?;
+            if outcome == "fail" {
+                return Err(errands::Error::new(std::io::Error::other(
+                    "the handler failed after enqueueing",
+                )));
+            }
+            Ok::<_, errands::Error>(format!("{id} {state}"))
+        }
+    };
+    axum::Router::new()
+        .route("/{outcome}/{timing}", axum::routing::post(enqueue))
+        .layer(errands.layer())
+}
+
+#[tokio::test]
+async fn a_durable_task_of_a_request_is_held_until_its_moment_then_runs() {
+    let (store, _path) = store().await;
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let client = errands::testing::TestClient::new(durable_routes(&errands, &store), &errands);
+    for (timing, while_handling) in [
+        ("immediate", "runnable"),
+        ("after_route", "held"),
+        ("after_response", "held"),
+    ] {
+        let response = client.post(&format!("/ok/{timing}")).await;
+        assert_eq!(response.status(), 200, "{}", response.text());
+        let text = response.text();
+        let (id, state) = text.split_once(' ').unwrap();
+        match while_handling {
+            "held" => assert_eq!(state, "held", "{timing}: not runnable before its moment"),
+            _ => assert_ne!(state, "held", "{timing}"),
+        }
+        response.settle().await;
+        assert_eq!(next(&mut ran).await, format!("hello ok {timing} #1"));
+        common::idle(&errands).await;
+        let id = errands::durable::JobId(id.parse().unwrap());
+        let status = store.status(id).await.unwrap();
+        assert_eq!(status.state, JobState::Succeeded, "{timing}");
+    }
+    assert!(
+        reports.lock().unwrap().is_empty(),
+        "{:?}",
+        reports.lock().unwrap()
+    );
+    // The request id and the task's fields were stored with each job.
+    let rows: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT request_id, fields FROM errands_jobs ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    for (request_id, fields) in rows {
+        assert!(request_id.is_some_and(|id| !id.is_empty()));
+        assert!(fields.contains("\"greeting\""), "{fields}");
+    }
+}
+
+#[tokio::test]
+async fn a_held_job_of_a_failed_request_is_skipped_recorded_and_reported_once() {
+    let (store, _path) = store().await;
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let client = errands::testing::TestClient::new(durable_routes(&errands, &store), &errands);
+    let response = client.post("/fail/after_response").await;
+    assert_eq!(response.status(), 500);
+    // The test's wait covers the skip's write and its report.
+    response.settle().await;
+    let rows: Vec<(String, i64, Option<String>)> =
+        sqlx::query_as("SELECT state, report_owed, last_error FROM errands_jobs")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1);
+    let (state, owed, reason) = &rows[0];
+    assert_eq!(
+        (state.as_str(), *owed),
+        ("skipped", 0),
+        "recorded, report delivered"
+    );
+    assert!(
+        reason.as_deref().unwrap_or_default().contains("500"),
+        "{reason:?}"
+    );
+    let reports = reports.lock().unwrap().clone();
+    assert_eq!(
+        reports.len(),
+        2,
+        "the handler's 500 and the skip: {reports:?}"
+    );
+    assert!(
+        reports.iter().any(|r| r.starts_with("Some(\"greet\")")),
+        "{reports:?}"
+    );
+    // The immediate job of a failed request still runs: its timing has no skip rule.
+    let response = client.post("/fail/immediate").await;
+    response.settle().await;
+    assert_eq!(next(&mut ran).await, "hello fail immediate #1");
+    common::idle(&errands).await;
+    assert!(ran.try_recv().is_err(), "the skipped job never ran");
+}
+
+#[tokio::test]
+async fn held_jobs_of_a_process_that_died_are_released_and_run_by_the_next() {
+    let (store, _path) = store().await;
+    // A process enqueued it held for its request, then died before the response.
+    let orphan = store
+        .enqueue(
+            NewJob::new("greet", serde_json::json!({"name": "orphan"}))
+                .held("req-1", "errands-dead-process"),
+        )
+        .await
+        .unwrap()
+        .id();
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let _ = errands.jobs();
+    assert_eq!(next(&mut ran).await, "hello orphan #1");
+    common::idle(&errands).await;
+    assert_eq!(
+        store.status(orphan).await.unwrap().state,
+        JobState::Succeeded
+    );
+}

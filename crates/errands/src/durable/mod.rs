@@ -20,6 +20,13 @@
 //! * **Reports owed.** A job that ends `failed` or `skipped` owes a report; the store keeps
 //!   that until [`Store::reported`] is called, so a report interrupted by a crash is delivered
 //!   by the next process ([`Store::unreported`]), with the job id and attempt as its key.
+//! * **Held jobs.** A job enqueued for its request's `after_route` or `after_response` moment
+//!   is `held`, owned by the process that serves the request, and released
+//!   ([`Store::release`]) or skipped ([`Store::skip`]) when that moment comes. Each process
+//!   renews its heartbeat ([`Store::alive`]); when it dies first, [`Store::release_orphans`]
+//!   releases its held jobs once the heartbeat ran out — their enqueue committed, so the work
+//!   happens (at least once) even though its request's end was never seen. A process that
+//!   stops releases what it still holds ([`Store::leave`]).
 //! * **Unique jobs.** A job enqueued with a unique key is refused while another unfinished job
 //!   of its type holds the key; the live job's id comes back ([`Enqueued::Duplicate`]).
 

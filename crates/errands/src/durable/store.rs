@@ -238,6 +238,26 @@ pub trait Store: Send + Sync + 'static {
     /// Records that the report of `id`'s current end was delivered.
     fn reported(&self, id: JobId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Records that the process `owner` is alive until `until`: its held jobs stay held
+    /// until then. A process renews this well before it runs out.
+    fn alive(
+        &self,
+        owner: &str,
+        until: SystemTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Releases the held jobs whose owning process is not alive at `now` (it died before
+    /// their request's moment came: their enqueue committed, so they must run) and forgets
+    /// the dead processes. Returns the released ids.
+    fn release_orphans(
+        &self,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Vec<JobId>, StoreError>> + Send;
+
+    /// The process `owner` stops: its held jobs are released and it is forgotten. Returns
+    /// how many jobs were released.
+    fn leave(&self, owner: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Deletes finished jobs that ended before `before` and owe no report. Returns how many.
     fn prune(&self, before: SystemTime) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }

@@ -133,20 +133,19 @@ impl<W: Work> Pending for Prepared<W> {
             ticket,
             ..
         } = self;
-        rt.report(
-            ErrorReport::task(&info, Outcome::Skipped)
-                .message(format!("task skipped: {reason}"))
-                .skip_reason(reason),
-        );
-        rt.emit(Event::Finished {
+        let report = ErrorReport::task(&info, Outcome::Skipped)
+            .message(format!("task skipped: {reason}"))
+            .skip_reason(reason);
+        let finished = Event::Finished {
             task: &info,
             outcome: Outcome::Skipped,
             queued: false,
-        });
-        drop(ticket);
+        };
         // The work never runs; a panicking `Drop` in it must not escape into the caller,
         // which may be releasing the rest of a batch.
-        let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(work)));
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            work.skipped(&rt, report, finished, ticket)
+        }));
     }
 
     fn start_boxed(self: Box<Self>) {

@@ -14,6 +14,7 @@ use crate::live::Member;
 use crate::report::{ErrorReport, Origin};
 use crate::runtime::{Runtime, SlotKind};
 use crate::task::{Outcome, RetryPolicy, TaskError, TaskInfo, TaskResult};
+use crate::watch::Ticket;
 
 /// What a task's work gets when it becomes its body.
 pub(crate) struct BodyCx<'a> {
@@ -37,6 +38,24 @@ pub(crate) trait Work: Send + 'static {
 
     /// Makes the body.
     fn into_body(self, cx: BodyCx<'_>) -> Self::Body;
+
+    /// The task was skipped (it never ran): by default its report goes out and it is counted
+    /// now. Work that must first record the skip elsewhere overrides this and reports when it
+    /// has, keeping `ticket` (its test's watch) until then; it must emit `finished` now.
+    fn skipped(
+        self,
+        rt: &Arc<Runtime>,
+        report: ErrorReport,
+        finished: Event<'_>,
+        ticket: Option<Ticket>,
+    ) where
+        Self: Sized,
+    {
+        rt.report(report);
+        rt.emit(finished);
+        drop(ticket);
+        drop(self);
+    }
 }
 
 /// The attempt a task is in: always 1, unless its work retries and shares a counter.

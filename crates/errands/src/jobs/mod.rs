@@ -23,6 +23,7 @@
 //! report a crash interrupted is reported by the next process, with the job id and attempt.
 
 mod registry;
+mod release;
 mod worker;
 
 use std::sync::Arc;
@@ -33,9 +34,12 @@ use serde::de::DeserializeOwned;
 use sqlx::SqliteConnection;
 
 use crate::durable::{Enqueued, JobId, JobStatus, NewJob, SqliteStore, Store, StoreError};
-use crate::task::{BoxError, RetryPolicy};
+use crate::runtime::Runtime;
+use crate::task::{BoxError, RetryPolicy, ScheduleError, TaskName, Timing};
+use crate::tasks::TaskBuilder;
 
 pub(crate) use registry::Registry;
+pub(crate) use release::GROUP;
 pub(crate) use worker::{Worker, start};
 
 /// A durable job type.
@@ -155,7 +159,7 @@ pub enum EnqueueError {
 /// The durable side of a runtime, as the handle [`Errands::jobs`](crate::Errands::jobs) gives.
 #[derive(Clone)]
 pub struct Jobs {
-    pub(crate) inner: Option<Arc<Durable>>,
+    inner: Option<Arc<Durable>>,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -171,6 +175,8 @@ pub(crate) struct Durable {
     pub(crate) store: SqliteStore,
     pub(crate) registry: Registry,
     pub(crate) worker: Worker,
+    /// Writes made outside any task (a skipped job's record): stopping waits for them.
+    pub(crate) writes: tokio_util::task::TaskTracker,
 }
 
 /// How many jobs of a queue run at once unless configured.
@@ -193,23 +199,38 @@ impl Durable {
             store,
             registry,
             worker: Worker::new(queues, Duration::from_secs(30), Duration::from_secs(1)),
+            writes: tokio_util::task::TaskTracker::new(),
         }
     }
 }
 
-/// Puts this process's running jobs back to `available`: the first teardown hook, when every
-/// task is terminal, so no attempt of ours is still running.
-pub(crate) async fn requeue(durable: Arc<Durable>) -> Result<(), StoreError> {
-    let requeued = durable.store.requeue(&durable.worker.owner).await?;
-    if requeued > 0 {
-        tracing::info!(target: "errands", requeued, "durable jobs still running went back to available");
+/// This process stops: the first teardown hook, when every task is terminal, so no attempt
+/// of ours is still running. Its running jobs go back to `available`, and the held jobs whose
+/// release did not happen (shutdown stopped it) are released.
+pub(crate) async fn stop(durable: Arc<Durable>) -> Result<(), StoreError> {
+    durable.writes.close();
+    durable.writes.wait().await;
+    let owner = &durable.worker.owner;
+    let requeued = durable.store.requeue(owner).await?;
+    let released = durable.store.leave(owner).await?;
+    if requeued + released > 0 {
+        tracing::info!(target: "errands", requeued, released, "durable jobs still running, or still held, went back to available");
     }
     Ok(())
 }
 
 impl Jobs {
-    fn durable(&self) -> Result<&Durable, EnqueueError> {
-        self.inner.as_deref().ok_or(EnqueueError::NoStore)
+    /// The durable side of `rt`, if it has one; its worker starts if it has not.
+    pub(crate) fn of(rt: &Arc<Runtime>) -> Self {
+        let inner = rt.attached::<Durable>();
+        if let Some(durable) = &inner {
+            start(durable, rt);
+        }
+        Jobs { inner }
+    }
+
+    fn durable(&self) -> Result<&Arc<Durable>, EnqueueError> {
+        self.inner.as_ref().ok_or(EnqueueError::NoStore)
     }
 
     fn new_job<J: Job>(&self, job: &J) -> Result<NewJob, EnqueueError> {
@@ -253,12 +274,13 @@ impl Jobs {
     /// let id = invoice.id();
     /// # Ok(()) }
     /// ```
-    pub fn prepare<J: Job>(&self, job: J) -> JobBuilder<'_, J> {
+    pub fn prepare<J: Job>(&self, job: J) -> JobBuilder<'static, J> {
         JobBuilder {
-            jobs: self,
+            jobs: self.clone(),
             job,
             unique: None,
             run_at: None,
+            task: None,
         }
     }
 
@@ -292,13 +314,75 @@ impl Jobs {
     }
 }
 
-/// A job to enqueue, with options; see [`Jobs::prepare`].
+/// Makes a task of a request durable: `tasks.after_response().durable(job)`.
+///
+/// The job takes the task's timing, fields and group: `immediate`, it is runnable once
+/// stored; `after_route` or `after_response`, it is stored *held*, with its request and this
+/// process, and released when the request reaches that moment — or skipped, by the same
+/// rules as an in-memory task (recorded as `skipped` and reported). If this process dies
+/// before the moment, the job is released once the process's heartbeat ran out: its enqueue
+/// committed, so the work happens, at least once.
+///
+/// ```no_run
+/// use axum::extract::State;
+/// use errands::jobs::{DurableTask, Job, JobContext};
+/// use errands::Tasks;
+/// use errands::durable::JobId;
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct ProcessPayment { payment_id: i64 }
+///
+/// impl Job for ProcessPayment {
+///     const NAME: &'static str = "process_payment";
+///     type State = sqlx::SqlitePool;
+///     async fn run(self, cx: JobContext<sqlx::SqlitePool>) -> Result<(), errands::BoxError> {
+///         let _ = (self.payment_id, cx.state());
+///         Ok(())
+///     }
+/// }
+///
+/// async fn pay(State(db): State<sqlx::SqlitePool>, tasks: Tasks) -> errands::Result<String> {
+///     let mut tx = db.begin().await?;
+///     let payment_id: i64 = sqlx::query_scalar("INSERT INTO payments DEFAULT VALUES RETURNING id")
+///         .fetch_one(&mut *tx)
+///         .await?;
+///     // Committed with the payment, released once the response was sent.
+///     let job: JobId = tasks
+///         .after_response()
+///         .durable(ProcessPayment { payment_id })
+///         .enqueue_in(&mut tx)
+///         .await?
+///         .id();
+///     tx.commit().await?;
+///     Ok(format!("payment {payment_id}, job {job}"))
+/// }
+/// ```
+pub trait DurableTask<'a> {
+    /// This task, as the durable job `job`.
+    fn durable<J: Job>(self, job: J) -> JobBuilder<'a, J>;
+}
+
+impl<'a> DurableTask<'a> for TaskBuilder<'a> {
+    fn durable<J: Job>(self, job: J) -> JobBuilder<'a, J> {
+        JobBuilder {
+            jobs: Jobs::of(self.tasks().rt()),
+            job,
+            unique: None,
+            run_at: None,
+            task: Some(self),
+        }
+    }
+}
+
+/// A job to enqueue, with options; see [`Jobs::prepare`] and [`DurableTask::durable`].
 #[must_use = "a job is stored when enqueued"]
 pub struct JobBuilder<'a, J> {
-    jobs: &'a Jobs,
+    jobs: Jobs,
     job: J,
     unique: Option<String>,
     run_at: Option<SystemTime>,
+    /// The task this job is, when made from one: its timing, request and fields.
+    task: Option<TaskBuilder<'a>>,
 }
 
 impl<J> std::fmt::Debug for JobBuilder<'_, J> {
@@ -329,6 +413,13 @@ impl<J: Job> JobBuilder<'_, J> {
         self.run_at(SystemTime::now() + delay)
     }
 
+    /// Whether the job waits, held, for its request's moment.
+    fn held(&self) -> bool {
+        self.task.as_ref().is_some_and(|task| {
+            task.timing() != Timing::Immediate && task.tasks().request_id().is_some()
+        })
+    }
+
     fn new_job(&self) -> Result<NewJob, EnqueueError> {
         let mut new = self.jobs.new_job(&self.job)?;
         if let Some(key) = &self.unique {
@@ -336,6 +427,21 @@ impl<J: Job> JobBuilder<'_, J> {
         }
         if let Some(at) = self.run_at {
             new = new.run_at(at);
+        }
+        if let Some(task) = &self.task {
+            new.fields = task
+                .fields()
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), value.clone()))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+            if let Some(request) = task.tasks().request_id() {
+                new.request_id = Some(request.to_string());
+            }
+            if self.held() {
+                new.held = true;
+                new.owner = Some(self.jobs.durable()?.worker.owner.clone());
+            }
         }
         Ok(new)
     }
@@ -347,9 +453,12 @@ impl<J: Job> JobBuilder<'_, J> {
     /// See [`EnqueueError`]; nothing is stored then.
     pub async fn enqueue(self) -> Result<Enqueued, EnqueueError> {
         let new = self.new_job()?;
-        let durable = self.jobs.durable()?;
+        let durable = self.jobs.durable()?.clone();
         let enqueued = durable.store.enqueue(new).await?;
-        durable.worker.wake_at(self.run_at);
+        if let Err(id) = self.follow(enqueued) {
+            // Its release could not be scheduled: it is released now instead.
+            durable.store.release(id).await?;
+        }
         Ok(enqueued)
     }
 
@@ -361,7 +470,36 @@ impl<J: Job> JobBuilder<'_, J> {
     pub async fn enqueue_in(self, conn: &mut SqliteConnection) -> Result<Enqueued, EnqueueError> {
         let new = self.new_job()?;
         let enqueued = SqliteStore::enqueue_in(conn, new).await?;
-        self.jobs.durable()?.worker.wake_at(self.run_at);
+        if let Err(id) = self.follow(enqueued) {
+            SqliteStore::release_in(conn, id).await?;
+        }
         Ok(enqueued)
+    }
+
+    /// After the job was stored: wakes the worker for it, or — held — schedules its release
+    /// as a task of its request. `Err` with the job's id when that task was refused
+    /// (shutting down, or the release group is full).
+    fn follow(self, enqueued: Enqueued) -> Result<(), JobId> {
+        let held = self.held();
+        let (Ok(durable), Enqueued::New(id)) = (self.jobs.durable(), enqueued) else {
+            return Ok(());
+        };
+        let Some(task) = self.task.filter(|_| held) else {
+            durable.worker.wake_at(self.run_at);
+            return Ok(());
+        };
+        let release = release::Release {
+            durable: durable.clone(),
+            id,
+        };
+        task.default_group(GROUP)
+            .shield()
+            .field("job_id", id.0)
+            .submit(release, TaskName::Given(J::NAME.into()))
+            .map(drop)
+            .map_err(|error: ScheduleError| {
+                tracing::debug!(target: "errands", job_id = id.0, %error, "a held durable job is released at once");
+                id
+            })
     }
 }

@@ -100,13 +100,12 @@ pub(crate) fn start(durable: &Arc<Durable>, rt: &Arc<Runtime>) {
 async fn work(durable: Arc<Durable>, rt: Arc<Runtime>) {
     let (store, worker) = (&durable.store, &durable.worker);
     let stop = rt.started();
-    deliver_owed_reports(&durable, &rt).await;
     let mut next_rescue = tokio::time::Instant::now();
     let mut backoff = Duration::ZERO;
     while !stop.is_cancelled() {
         if tokio::time::Instant::now() >= next_rescue {
-            rescue(&durable, &rt).await;
-            next_rescue = tokio::time::Instant::now() + worker.lease / 2;
+            maintain(&durable, &rt).await;
+            next_rescue = tokio::time::Instant::now() + worker.lease / 3;
         }
         let mut claimed_all = false;
         for queue in &worker.queues {
@@ -170,6 +169,7 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
             .field("attempt", job.attempt)
             // Runs after the task's failure was reported: the report is no longer owed.
             .on_error(move |_, _| async move {
+                crate::faults::point("report_write");
                 let marked = reported_durable.store.reported(id).await;
                 reported_durable.worker.reporting().remove(&id);
                 marked
@@ -249,6 +249,7 @@ async fn attempt(
             }
         }
     };
+    crate::faults::point("completion_write");
     let recorded = match result {
         // The job recorded its completion with its own side effect.
         Ok(()) if completed.load(Ordering::Acquire) => Ok(()),
@@ -280,13 +281,29 @@ async fn attempt(
     }
 }
 
-/// Rescues expired leases; the jobs that failed for good by it are reported.
-async fn rescue(durable: &Durable, rt: &Runtime) {
-    if let Err(error) = durable.store.rescue(SystemTime::now()).await {
-        tracing::warn!(target: "errands", error = %crate::chain::line(&error), "rescuing expired durable jobs failed");
-        return;
+/// Renews this process's heartbeat (its held jobs stay held), rescues expired leases,
+/// releases the held jobs of processes that died, and delivers the reports still owed. Every
+/// process does this, every third of a lease: each step is one idempotent statement.
+async fn maintain(durable: &Durable, rt: &Runtime) {
+    let (store, now) = (&durable.store, SystemTime::now());
+    let steps = async {
+        store
+            .alive(&durable.worker.owner, now + durable.worker.lease)
+            .await?;
+        store.rescue(now).await?;
+        let released = store.release_orphans(now).await?;
+        if !released.is_empty() {
+            tracing::info!(target: "errands", released = released.len(), "held durable jobs of a process that died were released");
+            durable.worker.wake();
+        }
+        Ok::<_, StoreError>(())
+    };
+    match steps.await {
+        Ok(()) => deliver_owed_reports(durable, rt).await,
+        Err(error) => {
+            tracing::warn!(target: "errands", error = %crate::chain::line(&error), "durable job maintenance failed");
+        }
     }
-    deliver_owed_reports(durable, rt).await;
 }
 
 /// Reports the failures the store still owes (a crash, or a rescue, came between the end and
@@ -316,6 +333,7 @@ async fn deliver_owed_reports(durable: &Durable, rt: &Runtime) {
             .map(ErrorLink::text)
             .collect();
         rt.report(report);
+        crate::faults::point("report_write");
         let _ = durable.store.reported(status.id).await;
     }
 }

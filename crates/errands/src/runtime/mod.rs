@@ -71,6 +71,10 @@ pub(crate) struct Runtime {
     /// Aborts every task still running (deadline reached, or a second signal).
     abort: CancellationToken,
     closed: AtomicBool,
+    /// What a higher layer keeps with the runtime (its durable side), for the handles that
+    /// only know the runtime.
+    #[cfg(feature = "sqlite")]
+    attached: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Runtime {
@@ -100,7 +104,21 @@ impl Runtime {
             cancel: abort.child_token(),
             abort,
             closed: AtomicBool::new(false),
+            #[cfg(feature = "sqlite")]
+            attached: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Keeps `value` with the runtime, once; a second call is ignored.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn attach<T: Send + Sync + 'static>(&self, value: Arc<T>) {
+        let _ = self.attached.set(value);
+    }
+
+    /// What was attached, if it is a `T`.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn attached<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.attached.get()?.clone().downcast().ok()
     }
 
     /// The level of the request and task spans.

@@ -224,7 +224,37 @@ impl<'a> TaskBuilder<'a> {
         }
     }
 
-    fn submit<W: Work>(self, work: W, derived: TaskName) -> Result<TaskId, ScheduleError> {
+    /// The handle the task is scheduled on.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn tasks(&self) -> &'a Tasks {
+        self.tasks
+    }
+
+    /// When the task is due.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn timing(&self) -> Timing {
+        self.timing
+    }
+
+    /// The context fields given so far.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    /// In the group `name` unless one was chosen.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn default_group(mut self, name: &'static str) -> Self {
+        self.group.get_or_insert(name);
+        self
+    }
+
+    /// Schedules `work`, named `derived` unless a name was given.
+    pub(crate) fn submit<W: Work>(
+        self,
+        work: W,
+        derived: TaskName,
+    ) -> Result<TaskId, ScheduleError> {
         let rt = self.tasks.rt();
         let group = match self.group {
             None => GroupId::default(),

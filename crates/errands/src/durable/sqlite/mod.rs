@@ -16,7 +16,10 @@ use super::state::{JobId, JobState, JobStatus};
 use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
 
 /// The schema's migrations, in order: (version, SQL).
-const MIGRATIONS: [(i64, &str); 1] = [(1, include_str!("0001_jobs.sql"))];
+const MIGRATIONS: [(i64, &str); 2] = [
+    (1, include_str!("0001_jobs.sql")),
+    (2, include_str!("0002_processes.sql")),
+];
 
 /// Ends a running job, fenced by its token: (finished_at, id, token).
 const COMPLETE: &str = "UPDATE errands_jobs SET state = 'succeeded', lease_until = NULL, \
@@ -112,6 +115,17 @@ impl SqliteStore {
         Ok(Enqueued::Duplicate(JobId(live)))
     }
 
+    /// Releases the held job `id` on `conn` (the transaction that enqueued it); `false` if it
+    /// was not held.
+    ///
+    /// # Errors
+    ///
+    /// The database's failure.
+    pub async fn release_in(conn: &mut SqliteConnection, id: JobId) -> Result<bool, StoreError> {
+        let done = release(id).execute(conn).await.map_err(database)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Ends a running job as `succeeded` on `conn` — the job's own transaction, together with
     /// its side effect — while `token` holds.
     ///
@@ -167,6 +181,14 @@ async fn fenced<'c>(
     }
 }
 
+/// Makes the held job `id` runnable.
+fn release<'q>(id: JobId) -> Update<'q> {
+    sqlx::query(
+        "UPDATE errands_jobs SET state = 'available', owner = NULL WHERE id = ? AND state = 'held'",
+    )
+    .bind(id.0)
+}
+
 /// Ends the running job `id` as `succeeded`, while `token` holds.
 fn complete<'q>(id: JobId, token: i64) -> Update<'q> {
     sqlx::query(COMPLETE)
@@ -185,14 +207,7 @@ impl Store for SqliteStore {
     }
 
     async fn release(&self, id: JobId) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE errands_jobs SET state = 'available', owner = NULL \
-             WHERE id = ? AND state = 'held'",
-        )
-        .bind(id.0)
-        .execute(&self.pool)
-        .await
-        .map_err(database)?;
+        let done = release(id).execute(&self.pool).await.map_err(database)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -374,6 +389,64 @@ impl Store for SqliteStore {
             .await
             .map_err(database)?;
         Ok(())
+    }
+
+    async fn alive(&self, owner: &str, until: SystemTime) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO errands_processes (owner, alive_until) VALUES (?, ?) \
+             ON CONFLICT (owner) DO UPDATE SET alive_until = excluded.alive_until",
+        )
+        .bind(owner)
+        .bind(millis(until))
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(())
+    }
+
+    async fn release_orphans(&self, now: SystemTime) -> Result<Vec<JobId>, StoreError> {
+        let now = millis(now);
+        let mut conn = self.pool.acquire().await.map_err(database)?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(database)?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE errands_jobs SET state = 'available', owner = NULL \
+             WHERE state = 'held' AND owner NOT IN \
+             (SELECT owner FROM errands_processes WHERE alive_until >= ?) RETURNING id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(database)?;
+        sqlx::query("DELETE FROM errands_processes WHERE alive_until < ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(database)?;
+        tx.commit().await.map_err(database)?;
+        let mut ids: Vec<JobId> = ids.into_iter().map(JobId).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn leave(&self, owner: &str) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(database)?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(database)?;
+        let released = sqlx::query(
+            "UPDATE errands_jobs SET state = 'available', owner = NULL \
+             WHERE state = 'held' AND owner = ?",
+        )
+        .bind(owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(database)?
+        .rows_affected();
+        sqlx::query("DELETE FROM errands_processes WHERE owner = ?")
+            .bind(owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(database)?;
+        tx.commit().await.map_err(database)?;
+        Ok(released)
     }
 
     async fn prune(&self, before: SystemTime) -> Result<u64, StoreError> {
