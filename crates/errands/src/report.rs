@@ -115,6 +115,11 @@ pub struct ErrorReport {
     pub status: Option<StatusCode>,
     /// The stable error code sent in the body, for errors rendered by the pipeline.
     pub code: Option<String>,
+    /// A key that stays the same when the same end is reported again, so that a reporter can
+    /// de-duplicate: a durable job's report may be delivered again by the next process after
+    /// a crash. Durable jobs' failures carry `job:{id}:{attempt}`, their skips
+    /// `job:{id}:skipped`; other reports have none.
+    pub key: Option<String>,
     /// The original error, for [`ErrorReport::error`].
     original: Option<SharedError>,
 }
@@ -134,6 +139,7 @@ impl ErrorReport {
             route: None,
             status: None,
             code: None,
+            key: None,
             original: None,
         }
     }
@@ -145,6 +151,7 @@ impl ErrorReport {
             report = report.request(request);
         }
         report.task = Some(info.clone());
+        report.key = info.meta.report_key.clone();
         report
     }
 

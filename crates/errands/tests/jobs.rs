@@ -61,6 +61,38 @@ impl Job for Flaky {
     }
 }
 
+/// Panics at its first attempt and hangs past its timeout at the second; its type's failure
+/// hook tells the test.
+#[derive(Serialize, Deserialize)]
+struct Stuck;
+
+impl Job for Stuck {
+    const NAME: &'static str = "stuck";
+    type State = Signals;
+
+    async fn run(self, cx: JobContext<Signals>) -> Result<(), BoxError> {
+        let _ = cx.state().0.send(format!("stuck #{}", cx.attempt()));
+        if cx.attempt() == 1 {
+            panic!("the provider's client panicked");
+        }
+        std::future::pending().await
+    }
+
+    fn retry_policy() -> RetryPolicy {
+        RetryPolicy::exponential(Duration::from_millis(1)).max_attempts(2)
+    }
+
+    fn timeout() -> Option<Duration> {
+        Some(Duration::from_millis(50))
+    }
+
+    async fn on_failure(signals: Signals, failure: errands::jobs::JobFailure) {
+        let _ = signals
+            .0
+            .send(format!("on_failure {} {}", failure.key(), failure.error));
+    }
+}
+
 /// Runs until its runtime stops it: a payment whose provider never answers.
 #[derive(Serialize, Deserialize)]
 struct Hangs;
@@ -115,14 +147,20 @@ fn runtime(
         .without_tracing_reporter()
         .reporter(move |r: &ErrorReport| {
             let name = r.task.as_ref().map(|t| t.name().to_owned());
+            let key = r
+                .key
+                .as_deref()
+                .map(|key| format!(" [{key}]"))
+                .unwrap_or_default();
             sink.lock()
                 .unwrap()
-                .push(format!("{name:?}: {}", r.chain_text()));
+                .push(format!("{name:?}: {}{key}", r.chain_text()));
         })
         .shutdown_deadline(Duration::from_millis(100))
         .durable(store.clone())
         .job::<Greet>(signals.clone())
         .job::<Flaky>(signals.clone())
+        .job::<Stuck>(signals.clone())
         .job::<Hangs>(signals)
         .build();
     (errands, rx)
@@ -190,7 +228,10 @@ async fn a_failing_job_retries_by_its_policy_and_its_final_failure_is_reported_o
     assert_eq!((status.state, status.attempt), (JobState::Failed, 3));
     assert_eq!(
         *reports.lock().unwrap(),
-        [r#"Some("flaky"): provider down (attempt 3)"#]
+        [format!(
+            r#"Some("flaky"): provider down (attempt 3) [job:{fails}:3]"#
+        )],
+        "one report, keyed by the job and its attempt"
     );
     assert!(
         store.unreported(10).await.unwrap().is_empty(),
@@ -817,5 +858,31 @@ async fn held_jobs_of_a_process_that_died_are_released_and_run_by_the_next() {
     assert_eq!(
         store.status(orphan).await.unwrap().state,
         JobState::Succeeded
+    );
+}
+
+#[tokio::test]
+async fn a_panic_and_a_timeout_are_failed_attempts_and_the_failure_hook_runs_once() {
+    let (store, _path) = store().await;
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let id = errands.jobs().enqueue(Stuck).await.unwrap();
+    assert_eq!(next(&mut ran).await, "stuck #1");
+    assert_eq!(next(&mut ran).await, "stuck #2", "the panic was retried");
+    let hook = next(&mut ran).await;
+    assert!(
+        hook.starts_with(&format!("on_failure job:{id}:2 ")) && hook.contains("timed out"),
+        "{hook}"
+    );
+    common::idle(&errands).await;
+    assert!(ran.try_recv().is_err(), "the hook ran once");
+    let status = store.status(id).await.unwrap();
+    assert_eq!((status.state, status.attempt), (JobState::Failed, 2));
+    assert!(store.unreported(10).await.unwrap().is_empty());
+    let reports = reports.lock().unwrap().clone();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(
+        reports[0].ends_with(&format!("[job:{id}:2]")),
+        "{reports:?}"
     );
 }

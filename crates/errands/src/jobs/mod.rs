@@ -78,9 +78,48 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     fn run(self, cx: JobContext<Self::State>) -> impl Future<Output = Result<(), BoxError>> + Send;
 
     /// The retry policy: how many attempts in all, and the backoff between them (default:
-    /// 3 attempts, exponential from 1 s).
+    /// 3 attempts, exponential from 1 s). A panic, a timeout and an error are all failed
+    /// attempts.
     fn retry_policy() -> RetryPolicy {
         RetryPolicy::exponential(Duration::from_secs(1)).max_attempts(3)
+    }
+
+    /// The longest one attempt may run (default: no limit); past it, the attempt failed.
+    fn timeout() -> Option<Duration> {
+        None
+    }
+
+    /// Runs when a job failed for good — its last attempt failed, its lease ran out with no
+    /// attempts left, or its arguments no longer decode — after its report went out: the
+    /// place for an alert or a compensating write. A crash right after it may run it once
+    /// more, in the next process, with the same [`JobFailure::key`].
+    fn on_failure(state: Self::State, failure: JobFailure) -> impl Future<Output = ()> + Send {
+        let _ = (state, failure);
+        async {}
+    }
+}
+
+/// A job that failed for good, as [`Job::on_failure`] sees it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct JobFailure {
+    /// The job's id.
+    pub id: JobId,
+    /// Its type's name.
+    pub kind: String,
+    /// The attempt that ended it.
+    pub attempt: u32,
+    /// The last error's chain, as one bounded line (never the job's arguments).
+    pub error: String,
+    /// The request that enqueued it, when known.
+    pub request_id: Option<String>,
+}
+
+impl JobFailure {
+    /// `job:{id}:{attempt}`: the same for every delivery of this end, the key its report
+    /// carries ([`ErrorReport::key`](crate::ErrorReport::key)).
+    pub fn key(&self) -> String {
+        format!("job:{}:{}", self.id, self.attempt)
     }
 }
 
@@ -495,6 +534,7 @@ impl<J: Job> JobBuilder<'_, J> {
         task.default_group(GROUP)
             .shield()
             .field("job_id", id.0)
+            .report_key(format!("job:{id}:skipped"))
             .submit(release, TaskName::Given(J::NAME.into()))
             .map(drop)
             .map_err(|error: ScheduleError| {

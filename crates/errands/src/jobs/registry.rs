@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use futures_util::future::BoxFuture;
 
-use super::{Job, JobContext};
+use super::{Job, JobContext, JobFailure};
 use crate::durable::Claimed;
 use crate::task::{BoxError, RetryPolicy};
 
@@ -14,6 +14,12 @@ use crate::task::{BoxError, RetryPolicy};
 pub(crate) trait Runner: Send + Sync {
     /// The type's retry policy.
     fn policy(&self) -> RetryPolicy;
+
+    /// The type's limit on one attempt.
+    fn timeout(&self) -> Option<std::time::Duration>;
+
+    /// The type's hook for a job that failed for good.
+    fn on_failure(&self, failure: JobFailure) -> BoxFuture<'static, ()>;
 
     /// The attempt's future, or why the stored arguments do not decode.
     fn start(
@@ -36,6 +42,14 @@ struct Entry {
 impl<J: Job> Runner for Typed<J> {
     fn policy(&self) -> RetryPolicy {
         J::retry_policy()
+    }
+
+    fn timeout(&self) -> Option<std::time::Duration> {
+        J::timeout()
+    }
+
+    fn on_failure(&self, failure: JobFailure) -> BoxFuture<'static, ()> {
+        Box::pin(J::on_failure(self.state.clone(), failure))
     }
 
     fn start(

@@ -2,6 +2,7 @@
 //! result under the attempt's fencing token, rescues expired leases.
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -9,8 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
-use super::Durable;
+use futures_util::FutureExt;
+
 use super::registry::Runner;
+use super::{Durable, JobFailure};
 use crate::durable::{Claimed, JobId, Store, StoreError};
 use crate::report::{ErrorLink, ErrorReport, Origin};
 use crate::runtime::Runtime;
@@ -158,7 +161,14 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
     let runner = durable.registry.get(&job.kind);
     queue.in_flight.fetch_add(1, Ordering::AcqRel);
     let in_flight = queue.in_flight.clone();
-    let id = job.id;
+    let (id, attempt_no) = (job.id, job.attempt);
+    let failure = JobFailure {
+        id,
+        kind: job.kind.clone(),
+        attempt: attempt_no,
+        error: String::new(),
+        request_id: job.request_id.clone(),
+    };
     let scheduled = {
         let (attempt_durable, reported_durable) = (durable.clone(), durable.clone());
         Tasks::for_runtime(rt)
@@ -166,13 +176,20 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
             .name(job.kind.clone())
             .shield()
             .field("job_id", id.0)
-            .field("attempt", job.attempt)
-            // Runs after the task's failure was reported: the report is no longer owed.
-            .on_error(move |_, _| async move {
-                crate::faults::point("report_write");
-                let marked = reported_durable.store.reported(id).await;
-                reported_durable.worker.reporting().remove(&id);
-                marked
+            .field("attempt", attempt_no)
+            .report_key(failure.key())
+            // Runs after the task's failure was reported. When this attempt ended the job
+            // (not a lost lease, nor a store error), the job type's hook runs, and the report
+            // is no longer owed.
+            .on_error(move |_, error| async move {
+                if !reported_durable.worker.reporting().contains(&id) {
+                    return Ok(());
+                }
+                let failure = JobFailure {
+                    error: crate::chain::line(&error),
+                    ..failure
+                };
+                failed(&reported_durable, failure).await
             })
             .schedule(async move {
                 let _in_flight = InFlight(&attempt_durable, in_flight);
@@ -235,6 +252,21 @@ async fn attempt(
     let future = match runner.start(&job, completed.clone()) {
         Ok(future) => future,
         Err(error) => return unrunnable(Unrunnable::Undecodable(error)).await,
+    };
+    // A panic or a timeout is a failed attempt like any other: retried by the policy.
+    let future = AssertUnwindSafe(future).catch_unwind().map(|result| {
+        result.unwrap_or_else(|panic| {
+            Err(format!("the job panicked: {}", crate::task::panic_message(panic)).into())
+        })
+    });
+    let timeout = runner.timeout();
+    let future = async move {
+        match timeout {
+            Some(limit) => tokio::time::timeout(limit, future)
+                .await
+                .unwrap_or_else(|_| Err(format!("the attempt timed out after {limit:?}").into())),
+            None => future.await,
+        }
     };
     let mut future = pin!(future);
     let mut lease_lost = false;
@@ -306,6 +338,18 @@ async fn maintain(durable: &Durable, rt: &Runtime) {
     }
 }
 
+/// A job failed for good and its report went out: its type's hook runs, then the store
+/// records the report as delivered.
+async fn failed(durable: &Durable, failure: JobFailure) -> Result<(), StoreError> {
+    if let Some(runner) = durable.registry.get(&failure.kind) {
+        runner.on_failure(failure.clone()).await;
+    }
+    crate::faults::point("report_write");
+    let marked = durable.store.reported(failure.id).await;
+    durable.worker.reporting().remove(&failure.id);
+    marked
+}
+
 /// Reports the failures the store still owes (a crash, or a rescue, came between the end and
 /// its report), keyed by job id and attempt, then marks them reported.
 async fn deliver_owed_reports(durable: &Durable, rt: &Runtime) {
@@ -317,23 +361,35 @@ async fn deliver_owed_reports(durable: &Durable, rt: &Runtime) {
         if durable.worker.reporting().contains(&status.id) {
             continue;
         }
-        let outcome = match status.state {
-            crate::durable::JobState::Skipped => Outcome::Skipped,
-            _ => Outcome::Failed,
+        let skipped = status.state == crate::durable::JobState::Skipped;
+        let failure = JobFailure {
+            id: status.id,
+            kind: status.kind.clone(),
+            attempt: status.attempt,
+            error: status.last_error.clone().unwrap_or_default(),
+            request_id: None,
         };
         let mut report = ErrorReport::new(Origin::Task).message(format!(
             "durable job {} {} ended {} (attempt {})",
             status.kind, status.id, status.state, status.attempt
         ));
-        report.outcome = Some(outcome);
-        report.chain = status
-            .last_error
-            .clone()
-            .into_iter()
-            .map(ErrorLink::text)
-            .collect();
+        report.outcome = Some(if skipped {
+            Outcome::Skipped
+        } else {
+            Outcome::Failed
+        });
+        report.key = Some(if skipped {
+            format!("job:{}:skipped", status.id)
+        } else {
+            failure.key()
+        });
+        report.chain = status.last_error.into_iter().map(ErrorLink::text).collect();
         rt.report(report);
-        crate::faults::point("report_write");
-        let _ = durable.store.reported(status.id).await;
+        if skipped {
+            crate::faults::point("report_write");
+            let _ = durable.store.reported(status.id).await;
+        } else {
+            let _ = failed(durable, failure).await;
+        }
     }
 }

@@ -83,6 +83,8 @@ pub(crate) struct TaskMeta {
     pub(crate) request: Option<Arc<RequestInfo>>,
     /// The task's group.
     pub(crate) group: GroupId,
+    /// The stable key of its reports ([`ErrorReport::key`](crate::ErrorReport::key)).
+    pub(crate) report_key: Option<String>,
 }
 
 /// Which group a task belongs to: an index into the runtime's groups, the default one first.

@@ -48,6 +48,7 @@ pub struct TaskBuilder<'a> {
     timeout: Option<Duration>,
     fields: Vec<Field>,
     group: Option<&'static str>,
+    report_key: Option<String>,
 }
 
 impl std::fmt::Debug for TaskBuilder<'_> {
@@ -76,6 +77,7 @@ impl<'a> TaskBuilder<'a> {
             timeout: None,
             fields: Vec::new(),
             group: None,
+            report_key: None,
         }
     }
 
@@ -242,6 +244,13 @@ impl<'a> TaskBuilder<'a> {
         &self.fields
     }
 
+    /// Its reports carry `key`, stable across processes.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn report_key(mut self, key: String) -> Self {
+        self.report_key = Some(key);
+        self
+    }
+
     /// In the group `name` unless one was chosen.
     #[cfg(feature = "sqlite")]
     pub(crate) fn default_group(mut self, name: &'static str) -> Self {
@@ -276,6 +285,7 @@ impl<'a> TaskBuilder<'a> {
                 fields: self.fields,
                 request: request.map(|scope| scope.info().clone()),
                 group,
+                report_key: self.report_key,
             }),
             attempt: 1,
         };
