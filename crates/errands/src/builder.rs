@@ -61,6 +61,8 @@ pub struct ErrandsBuilder {
     durable: Option<(crate::durable::SqliteStore, crate::jobs::Registry)>,
     #[cfg(feature = "sqlite")]
     job_queues: Vec<(String, usize)>,
+    #[cfg(feature = "sqlite")]
+    job_lease: Duration,
 }
 
 impl Default for ErrandsBuilder {
@@ -78,6 +80,8 @@ impl Default for ErrandsBuilder {
             durable: None,
             #[cfg(feature = "sqlite")]
             job_queues: Vec::new(),
+            #[cfg(feature = "sqlite")]
+            job_lease: crate::jobs::LEASE,
         }
     }
 }
@@ -410,6 +414,17 @@ impl ErrandsBuilder {
         self
     }
 
+    /// How long a claimed job is leased (default 30 s), renewed every third of it while the
+    /// job runs; also how long this process's held jobs outlive its last heartbeat. A job
+    /// whose worker died runs again after at most this long; a shorter lease rescues sooner
+    /// and writes more often.
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn job_lease(mut self, lease: Duration) -> Self {
+        self.job_lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
     /// Builds the runtime.
     pub fn build(self) -> Errands {
         let mut reporters = self.reporters;
@@ -429,24 +444,16 @@ impl ErrandsBuilder {
             self.on_error,
             Reporters::new(reporters),
         );
-        #[allow(unused_mut)]
-        let mut teardown = self.teardown;
         #[cfg(feature = "sqlite")]
         let durable = self.durable.map(|(store, registry)| {
-            let durable = Arc::new(crate::jobs::Durable::new(store, registry, self.job_queues));
-            // First of the teardown hooks, so the application's pool is still open.
-            let stop = durable.clone();
-            teardown.insert(
-                0,
-                Box::new(move || {
-                    crate::jobs::stop(stop)
-                        .map(TaskResult::into_task_result)
-                        .boxed()
-                }),
-            );
-            durable
+            Arc::new(crate::jobs::Durable::new(
+                store,
+                registry,
+                self.job_queues,
+                self.job_lease,
+            ))
         });
-        let errands = Errands::from_parts(rt, self.pipeline, Shutdown::new(teardown));
+        let errands = Errands::from_parts(rt, self.pipeline, Shutdown::new(self.teardown));
         #[cfg(feature = "sqlite")]
         let errands = match durable {
             Some(durable) => errands.with_durable(durable),

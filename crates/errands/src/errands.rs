@@ -55,6 +55,17 @@ impl Errands {
     /// with [`Errands::jobs`] or [`Errands::serve`].
     #[cfg(feature = "sqlite")]
     pub(crate) fn with_durable(self, durable: Arc<crate::jobs::Durable>) -> Self {
+        // First of the teardown hooks, so the application's pool is still open.
+        let (stop, rt) = (durable.clone(), self.rt.clone());
+        self.shutdown.teardown_first(Box::new(move || {
+            Box::pin(async move {
+                let handed_back = crate::jobs::stop(stop)
+                    .await
+                    .map_err(crate::TaskError::from_error)?;
+                rt.hand_back(handed_back);
+                Ok(())
+            })
+        }));
         self.rt.attach(durable);
         let _ = self.jobs();
         self

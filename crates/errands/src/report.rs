@@ -150,6 +150,9 @@ impl ErrorReport {
         if let Some(request) = &info.meta.request {
             report = report.request(request);
         }
+        if report.request_id.is_none() {
+            report.request_id = info.meta.enqueued_by.clone();
+        }
         report.task = Some(info.clone());
         report.key = info.meta.report_key.clone();
         report

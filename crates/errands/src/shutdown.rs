@@ -48,6 +48,9 @@ pub struct ShutdownSummary {
     pub unstopped: u64,
     /// Requests still in flight when the drain timeout ran out.
     pub requests_cut: u64,
+    /// Durable jobs whose attempts shutdown stopped, handed back to their store to run again
+    /// (their aborted attempts are counted in `aborted` too, but are not lost).
+    pub handed_back: u64,
     /// Teardown hooks that failed or panicked.
     pub teardown_failures: usize,
 }
@@ -68,6 +71,13 @@ impl Shutdown {
             teardown: Mutex::new(teardown),
             summary: OnceCell::new(),
         }
+    }
+
+    /// Runs `hook` before the application's teardown hooks.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn teardown_first(&self, hook: TeardownHook) {
+        let mut hooks = self.teardown.lock().unwrap_or_else(PoisonError::into_inner);
+        hooks.insert(0, hook);
     }
 
     /// Runs the sequence once; a second or concurrent call waits for the same run. `server`
@@ -151,6 +161,7 @@ async fn run(
         aborted: stats.aborted,
         unstopped,
         requests_cut,
+        handed_back: rt.handed_back(),
         teardown_failures,
     }
 }
@@ -158,7 +169,8 @@ async fn run(
 impl ShutdownSummary {
     /// Whether work was lost: a request was cut off at the drain timeout, a shielded task was
     /// aborted, or a task did not even stop. Cancelled unshielded tasks are not lost work —
-    /// they are what unshielded means. A process should exit non-zero then, so that its
+    /// they are what unshielded means — and neither are durable jobs whose aborted attempts
+    /// were handed back to their store. A process should exit non-zero then, so that its
     /// supervisor sees it.
     ///
     /// ```no_run
@@ -170,7 +182,9 @@ impl ShutdownSummary {
     /// # Ok(()) }
     /// ```
     pub fn lost_work(&self) -> bool {
-        self.requests_cut > 0 || self.aborted > 0 || self.unstopped > 0
+        self.requests_cut > 0
+            || self.aborted.saturating_sub(self.handed_back) > 0
+            || self.unstopped > 0
     }
 }
 

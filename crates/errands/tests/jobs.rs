@@ -281,6 +281,8 @@ async fn a_job_interrupted_by_shutdown_goes_back_and_the_next_process_finishes_i
     assert_eq!(next(&mut ran).await, "started");
     let summary = errands.shutdown().await;
     assert_eq!(summary.aborted, 1, "still running at the deadline");
+    assert_eq!(summary.handed_back, 1);
+    assert!(!summary.lost_work(), "handed back, not lost: {summary:?}");
     let status = store.status(id).await.unwrap();
     assert_eq!(
         (status.state, status.attempt),

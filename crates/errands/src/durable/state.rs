@@ -85,7 +85,7 @@ impl fmt::Display for JobState {
 }
 
 /// What the store knows of a job, for the "202 + poll" pattern and for operators.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct JobStatus {
     /// The job's id.
@@ -102,4 +102,8 @@ pub struct JobStatus {
     pub max_attempts: u32,
     /// The last error's text, bounded; never its arguments.
     pub last_error: Option<String>,
+    /// The id of the request that enqueued it, if one did.
+    pub request_id: Option<String>,
+    /// Its context fields (a JSON object); never its arguments.
+    pub fields: serde_json::Value,
 }

@@ -113,6 +113,8 @@ pub struct JobFailure {
     pub error: String,
     /// The request that enqueued it, when known.
     pub request_id: Option<String>,
+    /// Its context fields (a JSON object).
+    pub fields: serde_json::Value,
 }
 
 impl JobFailure {
@@ -218,6 +220,9 @@ pub(crate) struct Durable {
     pub(crate) writes: tokio_util::task::TaskTracker,
 }
 
+/// How long a claim is leased unless configured.
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
+
 /// How many jobs of a queue run at once unless configured.
 pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
 
@@ -228,6 +233,7 @@ impl Durable {
         store: SqliteStore,
         registry: Registry,
         mut queues: Vec<(String, usize)>,
+        lease: Duration,
     ) -> Self {
         for name in registry.queues().chain(["default"]) {
             if !queues.iter().any(|(queue, _)| queue == name) {
@@ -237,7 +243,7 @@ impl Durable {
         Durable {
             store,
             registry,
-            worker: Worker::new(queues, Duration::from_secs(30), Duration::from_secs(1)),
+            worker: Worker::new(queues, lease, Duration::from_secs(1)),
             writes: tokio_util::task::TaskTracker::new(),
         }
     }
@@ -246,7 +252,8 @@ impl Durable {
 /// This process stops: the first teardown hook, when every task is terminal, so no attempt
 /// of ours is still running. Its running jobs go back to `available`, and the held jobs whose
 /// release did not happen (shutdown stopped it) are released.
-pub(crate) async fn stop(durable: Arc<Durable>) -> Result<(), StoreError> {
+/// Returns how many running jobs went back.
+pub(crate) async fn stop(durable: Arc<Durable>) -> Result<u64, StoreError> {
     durable.writes.close();
     durable.writes.wait().await;
     let owner = &durable.worker.owner;
@@ -255,7 +262,7 @@ pub(crate) async fn stop(durable: Arc<Durable>) -> Result<(), StoreError> {
     if requeued + released > 0 {
         tracing::info!(target: "errands", requeued, released, "durable jobs still running, or still held, went back to available");
     }
-    Ok(())
+    Ok(requeued)
 }
 
 impl Jobs {

@@ -16,6 +16,7 @@ use super::registry::Runner;
 use super::{Durable, JobFailure};
 use crate::durable::{Claimed, JobId, Store, StoreError};
 use crate::report::{ErrorLink, ErrorReport, Origin};
+use crate::request::RequestId;
 use crate::runtime::Runtime;
 use crate::task::{BoxError, Outcome, TaskError};
 use crate::tasks::Tasks;
@@ -168,6 +169,7 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
         attempt: attempt_no,
         error: String::new(),
         request_id: job.request_id.clone(),
+        fields: job.fields.clone(),
     };
     let scheduled = {
         let (attempt_durable, reported_durable) = (durable.clone(), durable.clone());
@@ -178,6 +180,11 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
             .field("job_id", id.0)
             .field("attempt", attempt_no)
             .report_key(failure.key())
+            .enqueued_by(
+                job.request_id
+                    .as_deref()
+                    .and_then(|id| RequestId::parse(id.as_bytes())),
+            )
             // Runs after the task's failure was reported. When this attempt ended the job
             // (not a lost lease, nor a store error), the job type's hook runs, and the report
             // is no longer owed.
@@ -367,12 +374,17 @@ async fn deliver_owed_reports(durable: &Durable, rt: &Runtime) {
             kind: status.kind.clone(),
             attempt: status.attempt,
             error: status.last_error.clone().unwrap_or_default(),
-            request_id: None,
+            request_id: status.request_id.clone(),
+            fields: status.fields.clone(),
         };
         let mut report = ErrorReport::new(Origin::Task).message(format!(
             "durable job {} {} ended {} (attempt {})",
             status.kind, status.id, status.state, status.attempt
         ));
+        report.request_id = status
+            .request_id
+            .as_deref()
+            .and_then(|id| RequestId::parse(id.as_bytes()));
         report.outcome = Some(if skipped {
             Outcome::Skipped
         } else {

@@ -19,7 +19,7 @@ mod group;
 mod limits;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -71,6 +71,8 @@ pub(crate) struct Runtime {
     /// Aborts every task still running (deadline reached, or a second signal).
     abort: CancellationToken,
     closed: AtomicBool,
+    /// Durable jobs handed back to their store at shutdown.
+    handed_back: AtomicU64,
     /// What a higher layer keeps with the runtime (its durable side), for the handles that
     /// only know the runtime.
     #[cfg(feature = "sqlite")]
@@ -104,9 +106,21 @@ impl Runtime {
             cancel: abort.child_token(),
             abort,
             closed: AtomicBool::new(false),
+            handed_back: AtomicU64::new(0),
             #[cfg(feature = "sqlite")]
             attached: std::sync::OnceLock::new(),
         }
+    }
+
+    /// `count` more durable jobs were handed back to their store at shutdown.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn hand_back(&self, count: u64) {
+        self.handed_back.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// How many durable jobs were handed back to their store at shutdown.
+    pub(crate) fn handed_back(&self) -> u64 {
+        self.handed_back.load(Ordering::Relaxed)
     }
 
     /// Keeps `value` with the runtime, once; a second call is ignored.

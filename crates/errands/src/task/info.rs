@@ -83,6 +83,8 @@ pub(crate) struct TaskMeta {
     pub(crate) request: Option<Arc<RequestInfo>>,
     /// The task's group.
     pub(crate) group: GroupId,
+    /// The request that enqueued it, for a durable job's attempt, which runs without one.
+    pub(crate) enqueued_by: Option<RequestId>,
     /// The stable key of its reports ([`ErrorReport::key`](crate::ErrorReport::key)).
     pub(crate) report_key: Option<String>,
 }
@@ -191,7 +193,10 @@ impl TaskInfo {
 
     /// The id of the request that scheduled the task; `None` for tasks scheduled outside a request.
     pub fn request_id(&self) -> Option<&RequestId> {
-        self.meta.request.as_deref().map(|r| &r.id)
+        match self.meta.request.as_deref() {
+            Some(request) => Some(&request.id),
+            None => self.meta.enqueued_by.as_ref(),
+        }
     }
 
     /// The HTTP method of the request that scheduled the task.

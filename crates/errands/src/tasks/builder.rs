@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::Tasks;
 use crate::exec::{Blocking, Once, Pending, Prepared, RetryHook, Retrying, Work};
 use crate::lifecycle::Event;
+use crate::request::RequestId;
 use crate::task::{
     ErrorHandler, Field, GroupId, RetryPolicy, ScheduleError, TaskError, TaskId, TaskInfo,
     TaskMeta, TaskName, TaskResult, Timing,
@@ -49,6 +50,7 @@ pub struct TaskBuilder<'a> {
     fields: Vec<Field>,
     group: Option<&'static str>,
     report_key: Option<String>,
+    enqueued_by: Option<RequestId>,
 }
 
 impl std::fmt::Debug for TaskBuilder<'_> {
@@ -78,6 +80,7 @@ impl<'a> TaskBuilder<'a> {
             fields: Vec::new(),
             group: None,
             report_key: None,
+            enqueued_by: None,
         }
     }
 
@@ -251,6 +254,14 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
+    /// For a task run on behalf of the request `id` after it is gone (a durable job's
+    /// attempt): its reports and logs carry the id.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn enqueued_by(mut self, id: Option<RequestId>) -> Self {
+        self.enqueued_by = id;
+        self
+    }
+
     /// In the group `name` unless one was chosen.
     #[cfg(feature = "sqlite")]
     pub(crate) fn default_group(mut self, name: &'static str) -> Self {
@@ -286,6 +297,7 @@ impl<'a> TaskBuilder<'a> {
                 request: request.map(|scope| scope.info().clone()),
                 group,
                 report_key: self.report_key,
+                enqueued_by: self.enqueued_by,
             }),
             attempt: 1,
         };

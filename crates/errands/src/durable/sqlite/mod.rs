@@ -359,7 +359,7 @@ impl Store for SqliteStore {
 
     async fn status(&self, id: JobId) -> Result<JobStatus, StoreError> {
         let row = sqlx::query(
-            "SELECT id, kind, queue, state, attempt, max_attempts, last_error \
+            "SELECT id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields \
              FROM errands_jobs WHERE id = ?",
         )
         .bind(id.0)
@@ -372,7 +372,7 @@ impl Store for SqliteStore {
 
     async fn unreported(&self, limit: u32) -> Result<Vec<JobStatus>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, kind, queue, state, attempt, max_attempts, last_error \
+            "SELECT id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields \
              FROM errands_jobs WHERE report_owed = 1 ORDER BY id LIMIT ?",
         )
         .bind(i64::from(limit))
@@ -519,6 +519,8 @@ fn status(row: &SqliteRow) -> Result<JobStatus, StoreError> {
         attempt: count(row.get("attempt")),
         max_attempts: count(row.get("max_attempts")),
         last_error: row.get("last_error"),
+        request_id: row.get("request_id"),
+        fields: json(row.get("fields")),
     })
 }
 
