@@ -2,10 +2,12 @@
 
 use axum::Router;
 use axum::routing::{get, post};
+use errands::durable::SqliteStore;
 use errands::{Errands, ErrandsBuilder};
 use sqlx::SqlitePool;
 
-use crate::{domain, routes};
+use crate::jobs::{self, Services};
+use crate::{crash, domain, routes};
 
 /// Where on-call alerts go: the URL, and the token to send when it is the demo's own
 /// `/ops/alerts` behind an ops token.
@@ -20,17 +22,21 @@ pub struct Webhook {
 pub struct AppState {
     pub db: SqlitePool,
     pub errands: Errands,
-    pub http: reqwest::Client,
-    pub alert_webhook: Webhook,
     /// The token for `/ops/*` and `/stats`; without one, only loopback clients see them.
     pub ops_token: Option<std::sync::Arc<str>>,
 }
 
-/// The runtime's configuration that belongs to the application: domain error mappings.
-pub fn errands(builder: ErrandsBuilder, db: &SqlitePool) -> ErrandsBuilder {
+/// The runtime's configuration that belongs to the application: domain error mappings, the
+/// exports' group, and the durable jobs, kept in the application's own database.
+pub fn errands(builder: ErrandsBuilder, store: SqliteStore, services: Services) -> ErrandsBuilder {
     // Exports are long and any client can start them: their own small group, so a storm of
     // them cannot take the capacity sign-ups, orders and payments need.
-    domain::register(builder, db.clone()).group("exports", 2, 8)
+    domain::register(builder)
+        .group("exports", 2, 8)
+        .durable(store)
+        .job::<jobs::ProcessPayment>(services.clone())
+        .job::<jobs::WelcomeEmail>(services.clone())
+        .job::<jobs::NotifyPurchasing>(services)
 }
 
 /// The operational pages: open to loopback clients, or to any client with the ops token
@@ -62,7 +68,10 @@ pub fn router(state: AppState, fault_injection: bool) -> Router {
         .route("/products", get(routes::orders::products))
         .route("/orders", post(routes::orders::create))
         .route("/orders/{id}", get(routes::orders::show))
-        .route("/orders/{id}/payments", post(routes::payments::create))
+        .route(
+            "/orders/{id}/payments",
+            post(routes::payments::create).layer(axum::middleware::from_fn(crash::mid_body)),
+        )
         .route("/payments/{id}", get(routes::payments::show))
         .route("/reports/nightly", post(routes::ops::nightly_report))
         .route("/exports", post(routes::ops::export))

@@ -59,6 +59,15 @@ pub struct Config {
     #[arg(long, env = "ERRANDS_DEMO_FAULT_INJECTION")]
     pub fault_injection: bool,
 
+    /// How long a durable job's claim is leased, in milliseconds: a job whose process died
+    /// runs again after at most this long.
+    #[arg(long, env = "ERRANDS_DEMO_JOB_LEASE_MS", default_value_t = 30_000)]
+    pub job_lease_ms: u64,
+
+    /// With `--fault-injection`: stop at this crash point and wait for SIGKILL (crash tests).
+    #[arg(long, requires = "fault_injection", value_parser = clap::builder::PossibleValuesParser::new(crate::crash::POINTS))]
+    pub crash_at: Option<String>,
+
     /// Log format.
     #[arg(long, env = "ERRANDS_DEMO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -80,5 +89,9 @@ impl Config {
 
     pub fn shutdown_deadline(&self) -> Duration {
         Duration::from_millis(self.shutdown_deadline_ms)
+    }
+
+    pub fn job_lease(&self) -> Duration {
+        Duration::from_millis(self.job_lease_ms)
     }
 }

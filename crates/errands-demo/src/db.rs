@@ -51,5 +51,10 @@ fn migrator() -> Migrator {
             "e-mail addresses unique whatever their case",
             include_str!("../migrations/0002_email_nocase.sql"),
         ),
+        migration(
+            3,
+            "alert keys and provider calls",
+            include_str!("../migrations/0003_durable_jobs.sql"),
+        ),
     ])
 }

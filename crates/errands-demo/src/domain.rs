@@ -3,9 +3,6 @@
 use axum::http::StatusCode;
 use errands::{ApiError, ErrandsBuilder, ErrorContext};
 use serde_json::json;
-use sqlx::SqlitePool;
-
-use crate::jobs;
 
 /// An order asked for more than the stock holds.
 #[derive(Debug, thiserror::Error)]
@@ -26,20 +23,10 @@ pub struct UnknownProduct(pub String);
 #[error("unknown user {0}")]
 pub struct UnknownUser(pub i64);
 
-/// Registers the public face of each domain error. The stock mapper also attaches a task to
-/// the error response: purchasing hears about the shortage once the client has its 409.
-pub fn register(builder: ErrandsBuilder, db: SqlitePool) -> ErrandsBuilder {
+/// Registers the public face of each domain error.
+pub fn register(builder: ErrandsBuilder) -> ErrandsBuilder {
     builder
-        .map_error(move |e: &InsufficientStock, ctx: &ErrorContext| {
-            let _ = ctx
-                .task()
-                .name("notify_purchasing")
-                .field("sku", e.sku.clone())
-                .schedule(jobs::notify_purchasing(
-                    db.clone(),
-                    e.sku.clone(),
-                    e.requested,
-                ));
+        .map_error(|e: &InsufficientStock, _: &ErrorContext| {
             ApiError::new(
                 StatusCode::CONFLICT,
                 "insufficient_stock",

@@ -1,11 +1,26 @@
-//! The background tasks. Their work is real database writes; external services (mail
+//! The background work. In-memory tasks (analytics, the audit log, reports, exports) and
+//! durable jobs (payments, the welcome email, purchasing notifications), which survive a
+//! crash or a deploy. Their work is real database writes; external services (mail
 //! providers, the payment provider) are simulated and write to tables instead.
 
 use std::time::Duration;
 
-use errands::{TaskError, TaskInfo};
+use errands::jobs::{Job, JobContext, JobFailure};
+use errands::{BoxError, RetryPolicy, TaskInfo};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::SqlitePool;
+
+use crate::app::Webhook;
+use crate::crash;
+
+/// What the durable jobs reach.
+#[derive(Clone)]
+pub struct Services {
+    pub db: SqlitePool,
+    pub http: reqwest::Client,
+    pub alert_webhook: Webhook,
+}
 
 /// The primary mail provider refused the message.
 #[derive(Debug, thiserror::Error)]
@@ -45,23 +60,59 @@ pub async fn write_audit(
     Ok(())
 }
 
-/// The primary mail path. Addresses with `+bounce` are always refused; with `+flaky`, the
-/// first attempt is refused (so the retry policy delivers it).
-pub async fn send_welcome_email(db: SqlitePool, to: String) -> Result<(), EmailError> {
-    let attempt = TaskInfo::current().map_or(1, |t| t.attempt());
-    if to.contains("+bounce") || (to.contains("+flaky") && attempt == 1) {
-        return Err(EmailError::Refused(MailRefused));
-    }
-    deliver(&db, &to, "primary").await?;
-    tracing::info!(attempt, "welcome email sent");
-    Ok(())
+/// The welcome email of a new user: a durable job, retried when the mail provider refuses,
+/// and sent through the fallback path when every attempt was refused.
+#[derive(Serialize, Deserialize)]
+pub struct WelcomeEmail {
+    pub user_id: i64,
 }
 
-/// The second mail path, used by the welcome email's `on_error` with the original inputs.
-pub async fn send_welcome_email_fallback(db: SqlitePool, to: String) -> Result<(), sqlx::Error> {
-    deliver(&db, &to, "fallback").await?;
-    tracing::info!("welcome email sent through the fallback path");
-    Ok(())
+impl Job for WelcomeEmail {
+    const NAME: &'static str = "welcome_email";
+    type State = Services;
+
+    /// The primary mail path. Addresses with `+bounce` are always refused; with `+flaky`,
+    /// the first attempt is refused (so the retry policy delivers it).
+    async fn run(self, cx: JobContext<Services>) -> Result<(), BoxError> {
+        let db = &cx.state().db;
+        let to = recipient(db, self.user_id).await?;
+        let attempt = cx.attempt();
+        if to.contains("+bounce") || (to.contains("+flaky") && attempt == 1) {
+            return Err(EmailError::Refused(MailRefused).into());
+        }
+        deliver(db, &to, "primary").await?;
+        tracing::info!(attempt, "welcome email sent");
+        Ok(())
+    }
+
+    fn retry_policy() -> RetryPolicy {
+        RetryPolicy::exponential(Duration::from_millis(50))
+            .max_attempts(3)
+            .retry_on::<MailRefused>()
+            .retry_on::<sqlx::Error>()
+    }
+
+    /// The second mail path.
+    async fn on_failure(services: Services, failure: JobFailure) {
+        let Some(user_id) = failure.fields["user_id"].as_i64() else {
+            return;
+        };
+        let sent = async {
+            let to = recipient(&services.db, user_id).await?;
+            deliver(&services.db, &to, "fallback").await
+        };
+        match sent.await {
+            Ok(()) => tracing::info!("welcome email sent through the fallback path"),
+            Err(error) => tracing::error!(%error, "the welcome email's fallback path failed"),
+        }
+    }
+}
+
+async fn recipient(db: &SqlitePool, user_id: i64) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SELECT email FROM users WHERE id = ?")
+        .bind(user_id)
+        .fetch_one(db)
+        .await
 }
 
 async fn deliver(db: &SqlitePool, to: &str, channel: &str) -> Result<(), sqlx::Error> {
@@ -83,25 +134,70 @@ pub enum EmailError {
     Database(#[from] sqlx::Error),
 }
 
+/// A payment to process: a durable job, enqueued with the payment and released when the
+/// response was sent. A crash or a deploy in between, or while the provider is called,
+/// leaves it to the next process; the payment and its order are written once, with the
+/// job's completion.
+#[derive(Serialize, Deserialize)]
+pub struct ProcessPayment {
+    pub payment_id: i64,
+    pub order_id: i64,
+    pub processing_ms: u64,
+    pub declined: bool,
+}
+
+impl Job for ProcessPayment {
+    const NAME: &'static str = "process_payment";
+    type State = Services;
+
+    async fn run(self, cx: JobContext<Services>) -> Result<(), BoxError> {
+        Ok(process_payment(&cx, self).await?)
+    }
+
+    /// The database may be busy: retried. A declined charge is not.
+    fn retry_policy() -> RetryPolicy {
+        RetryPolicy::exponential(Duration::from_millis(500))
+            .max_attempts(5)
+            .retry_on::<sqlx::Error>()
+    }
+
+    /// Alerts the on-call engineer, once per failure: the alert carries the failure's key.
+    async fn on_failure(services: Services, failure: JobFailure) {
+        if let Err(error) = alert_on_call(&services, &failure).await {
+            tracing::error!(error = %error, "alerting on-call failed");
+        }
+    }
+}
+
 /// Simulates the payment provider for `processing_ms`, then records the result.
-pub async fn process_payment(
-    db: SqlitePool,
-    payment_id: i64,
-    order_id: i64,
-    processing_ms: u64,
-    declined: bool,
+async fn process_payment(
+    cx: &JobContext<Services>,
+    payment: ProcessPayment,
 ) -> Result<(), PaymentError> {
-    tracing::info!(payment_id, "payment started");
-    tokio::time::sleep(Duration::from_millis(processing_ms)).await; // the provider's call
+    let db = &cx.state().db;
+    let ProcessPayment {
+        payment_id,
+        order_id,
+        processing_ms,
+        declined,
+    } = payment;
+    tracing::info!(payment_id, attempt = cx.attempt(), "payment started");
+    // The provider's call, with its own record (it is outside our transaction).
+    sqlx::query("INSERT INTO provider_calls (payment_id) VALUES (?)")
+        .bind(payment_id)
+        .execute(db)
+        .await?;
+    crash::point("mid_task");
+    tokio::time::sleep(Duration::from_millis(processing_ms)).await;
     if declined {
         sqlx::query("UPDATE payments SET status = 'failed' WHERE id = ?")
             .bind(payment_id)
-            .execute(&db)
+            .execute(db)
             .await?;
         return Err(PaymentError::Declined(Declined));
     }
-    let mut tx = crate::db::write_transaction(&db).await?;
-    sqlx::query("UPDATE payments SET status = 'succeeded' WHERE id = ?")
+    let mut tx = crate::db::write_transaction(db).await?;
+    sqlx::query("UPDATE payments SET status = 'succeeded' WHERE id = ? AND status = 'pending'")
         .bind(payment_id)
         .execute(&mut *tx)
         .await?;
@@ -109,6 +205,9 @@ pub async fn process_payment(
         .bind(order_id)
         .execute(&mut *tx)
         .await?;
+    // The job ends in the same transaction: paid once, even if we crash after the commit.
+    cx.complete_in(&mut tx).await?;
+    crash::point("completion_write");
     tx.commit().await?;
     tracing::info!(payment_id, "payment processed");
     Ok(())
@@ -121,54 +220,51 @@ pub enum PaymentError {
     Declined(#[from] Declined),
     #[error("payment could not be recorded")]
     Database(#[from] sqlx::Error),
+    #[error("payment could not be recorded")]
+    Job(#[from] errands::durable::StoreError),
 }
 
-/// Posts an alert about a failed critical task to the on-call webhook.
-pub async fn alert_on_call(
-    http: reqwest::Client,
-    webhook: crate::app::Webhook,
-    info: TaskInfo,
-    error: TaskError,
-) -> Result<(), reqwest::Error> {
+/// Posts an alert about a failed critical job to the on-call webhook. The alert carries the
+/// failure's key: a failure reported again after a crash alerts once.
+async fn alert_on_call(services: &Services, failure: &JobFailure) -> Result<(), reqwest::Error> {
     let alert = json!({
-        "text": format!("critical task {} failed: {}", info.name(), chain(&error)),
-        "task": info.name(),
-        "task_id": info.id().as_u64(),
-        "request_id": info.request_id().map(|id| id.to_string()),
-        "fields": info.fields_json(),
+        "key": failure.key(),
+        "text": format!("critical task {} failed: {}", failure.kind, failure.error),
+        "task": failure.kind,
+        "job_id": failure.id,
+        "request_id": failure.request_id,
+        "fields": failure.fields,
     });
-    let mut request = http.post(webhook.url).json(&alert);
+    let webhook = &services.alert_webhook;
+    let mut request = services.http.post(&webhook.url).json(&alert);
     if let Some(token) = &webhook.token {
         request = request.bearer_auth(token);
     }
     request.send().await?.error_for_status()?;
-    tracing::warn!(task = info.name(), "on-call alerted");
+    tracing::warn!(task = failure.kind, "on-call alerted");
     Ok(())
 }
 
-/// An error and its sources, as one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(source) = next {
-        text.push_str(": ");
-        text.push_str(&source.to_string());
-        next = source.source();
+/// Tells purchasing that customers asked for more than the stock: a durable job.
+#[derive(Serialize, Deserialize)]
+pub struct NotifyPurchasing {
+    pub sku: String,
+    pub requested: i64,
+}
+
+impl Job for NotifyPurchasing {
+    const NAME: &'static str = "notify_purchasing";
+    type State = Services;
+
+    async fn run(self, cx: JobContext<Services>) -> Result<(), BoxError> {
+        let NotifyPurchasing { sku, requested } = self;
+        sqlx::query("INSERT INTO notifications (kind, message) VALUES ('restock', ?)")
+            .bind(format!("{sku}: customers asked for {requested}"))
+            .execute(&cx.state().db)
+            .await?;
+        tracing::info!(%sku, "purchasing notified");
+        Ok(())
     }
-    text
-}
-
-pub async fn notify_purchasing(
-    db: SqlitePool,
-    sku: String,
-    requested: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO notifications (kind, message) VALUES ('restock', ?)")
-        .bind(format!("{sku}: customers asked for {requested}"))
-        .execute(&db)
-        .await?;
-    tracing::info!(%sku, "purchasing notified");
-    Ok(())
 }
 
 pub async fn build_nightly_report() -> Result<(), ReportFailed> {

@@ -3,6 +3,7 @@
 
 mod app;
 mod config;
+mod crash;
 mod db;
 mod domain;
 mod jobs;
@@ -28,11 +29,36 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(point) = config.crash_at.clone() {
+        crash::arm(point);
+    }
     let db = db::open(&config.database).await?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     let closing = db.clone();
-    let errands = app::errands(Errands::builder(), &db)
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let alert_webhook = match &config.alert_webhook {
+        Some(url) => app::Webhook {
+            url: url.clone(),
+            token: None,
+        },
+        // The demo's own sink: the ops token, if any, goes with the alert (and nowhere else).
+        None => app::Webhook {
+            url: format!("http://{addr}/ops/alerts"),
+            token: config.ops_token.as_deref().map(Into::into),
+        },
+    };
+    let services = jobs::Services {
+        db: db.clone(),
+        http,
+        alert_webhook,
+    };
+    let store = errands::durable::SqliteStore::new(db.clone()).await?;
+    let errands = app::errands(Errands::builder(), store, services)
+        .job_lease(config.job_lease())
         .drain_timeout(config.drain_timeout())
         .shutdown_deadline(config.shutdown_deadline())
         .header_read_timeout(std::time::Duration::from_millis(
@@ -47,21 +73,6 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let state = app::AppState {
         db,
         errands: errands.clone(),
-        http: reqwest::Client::builder()
-            .no_proxy()
-            .timeout(std::time::Duration::from_secs(5))
-            .build()?,
-        alert_webhook: match &config.alert_webhook {
-            Some(url) => app::Webhook {
-                url: url.clone(),
-                token: None,
-            },
-            // The demo's own sink: the ops token, if any, goes with the alert (and nowhere else).
-            None => app::Webhook {
-                url: format!("http://{addr}/ops/alerts"),
-                token: config.ops_token.as_deref().map(Into::into),
-            },
-        },
         ops_token: config.ops_token.as_deref().map(Into::into),
     };
     tracing::info!(%addr, database = %config.database.display(), "listening on http://{addr}");

@@ -56,14 +56,12 @@ impl Errands {
     #[cfg(feature = "sqlite")]
     pub(crate) fn with_durable(self, durable: Arc<crate::jobs::Durable>) -> Self {
         // First of the teardown hooks, so the application's pool is still open.
-        let (stop, rt) = (durable.clone(), self.rt.clone());
+        let stop = durable.clone();
         self.shutdown.teardown_first(Box::new(move || {
             Box::pin(async move {
-                let handed_back = crate::jobs::stop(stop)
+                crate::jobs::stop(stop)
                     .await
-                    .map_err(crate::TaskError::from_error)?;
-                rt.hand_back(handed_back);
-                Ok(())
+                    .map_err(crate::TaskError::from_error)
             })
         }));
         self.rt.attach(durable);

@@ -48,8 +48,8 @@ pub struct ShutdownSummary {
     pub unstopped: u64,
     /// Requests still in flight when the drain timeout ran out.
     pub requests_cut: u64,
-    /// Durable jobs whose attempts shutdown stopped, handed back to their store to run again
-    /// (their aborted attempts are counted in `aborted` too, but are not lost).
+    /// Attempts of durable jobs that shutdown stopped (counted in `aborted` too): handed back
+    /// to their store, to run again, so not lost.
     pub handed_back: u64,
     /// Teardown hooks that failed or panicked.
     pub teardown_failures: usize,

@@ -134,8 +134,10 @@ pub async fn receive_alert(
     State(state): State<AppState>,
     Json(alert): Json<Value>,
 ) -> errands::Result<StatusCode> {
-    sqlx::query("INSERT INTO alerts (body) VALUES (?)")
+    // One alert per failure: a failure reported again after a crash has the same key.
+    sqlx::query("INSERT INTO alerts (body, key) VALUES (?, ?) ON CONFLICT DO NOTHING")
         .bind(alert.to_string())
+        .bind(alert["key"].as_str())
         .execute(&state.db)
         .await?;
     Ok(StatusCode::NO_CONTENT)

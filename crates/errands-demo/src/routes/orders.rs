@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use errands::extract::{Json, Path};
+use errands::jobs::DurableTask;
 use errands::{Tasks, ValidationError, Violation};
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +90,19 @@ pub async fn create(
             return Err(UnknownProduct(item.sku.clone()).into());
         };
         if stock < item.quantity {
+            // Nothing of the order is kept; purchasing hears of the shortage once the
+            // client has its 409 (`always`: a task of a failed request).
+            tx.rollback().await?;
+            tasks
+                .after_response()
+                .always()
+                .field("sku", item.sku.clone())
+                .durable(jobs::NotifyPurchasing {
+                    sku: item.sku.clone(),
+                    requested: item.quantity,
+                })
+                .enqueue()
+                .await?;
             return Err(InsufficientStock {
                 sku: item.sku.clone(),
                 available: stock,

@@ -3,11 +3,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use errands::extract::{Json, Path};
-use errands::{ApiError, TaskError, TaskInfo, Tasks};
+use errands::jobs::DurableTask;
+use errands::{ApiError, Tasks};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-use crate::jobs;
+use crate::{crash, jobs};
 
 #[derive(Deserialize)]
 pub struct NewPayment {
@@ -30,8 +31,10 @@ pub struct Payment {
     status: String,
 }
 
-/// Accepts a payment and processes it after the response, in a shielded task: shutdown
-/// waits for it. If the provider declines, the on-call webhook is alerted.
+/// Accepts a payment and processes it after the response, as a durable job committed with
+/// the payment: shutdown waits for it up to its deadline, then hands it back to the store; a
+/// crash leaves it to the next process. If the provider declines, the on-call webhook is
+/// alerted.
 pub async fn create(
     State(state): State<AppState>,
     tasks: Tasks,
@@ -66,25 +69,23 @@ pub async fn create(
     .bind(order_id)
     .fetch_one(&mut *tx)
     .await?;
-    let (http, webhook) = (state.http.clone(), state.alert_webhook.clone());
     tasks
         .after_response()
-        .name("process_payment")
         .shield()
         .field("payment_id", id)
         .field("order_id", order_id)
-        .on_error(move |info: TaskInfo, error: TaskError| {
-            jobs::alert_on_call(http, webhook, info, error)
-        })
-        .schedule(jobs::process_payment(
-            state.db.clone(),
-            id,
+        .durable(jobs::ProcessPayment {
+            payment_id: id,
             order_id,
             processing_ms,
-            payment.card == "declined",
-        ))?;
-    // Committed once the task is scheduled: a refused schedule leaves no pending payment.
+            declined: payment.card == "declined",
+        })
+        .enqueue_in(&mut tx)
+        .await?;
+    crash::point("before_commit");
+    // The payment and its job commit together, or neither does.
     tx.commit().await?;
+    crash::point("after_commit");
     let payment = Payment {
         id,
         order_id,

@@ -1,11 +1,10 @@
 //! `POST /signups`, `GET /users/{id}`.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use errands::extract::{Json, Path};
-use errands::{RetryPolicy, Tasks, ValidationError, Violation};
+use errands::jobs::DurableTask;
+use errands::{Tasks, ValidationError, Violation};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
@@ -23,7 +22,8 @@ pub struct User {
 }
 
 /// Creates a user. Analytics are recorded at once, the audit record after the route, and the
-/// welcome email after the response — retried, then sent through the fallback path.
+/// welcome email — a durable job committed with the user — after the response: retried,
+/// then sent through the fallback path.
 pub async fn create(
     State(state): State<AppState>,
     tasks: Tasks,
@@ -55,21 +55,12 @@ pub async fn create(
             "user.created",
             id.to_string(),
         ))?;
-    let (db, fallback_db, to) = (state.db.clone(), state.db.clone(), email.clone());
     tasks
         .after_response()
-        .name("welcome_email")
         .field("user_id", id)
-        .on_error(move |_, _| jobs::send_welcome_email_fallback(fallback_db.clone(), to.clone()))
-        .retry(
-            RetryPolicy::exponential(Duration::from_millis(50))
-                .max_attempts(3)
-                .retry_on::<jobs::MailRefused>(),
-        )
-        .schedule({
-            let to = email.clone();
-            move || jobs::send_welcome_email(db.clone(), to.clone())
-        })?;
+        .durable(jobs::WelcomeEmail { user_id: id })
+        .enqueue_in(&mut tx)
+        .await?;
     tasks.schedule(jobs::record_analytics(state.db.clone(), "signup"))?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(User { id, email })))

@@ -26,12 +26,11 @@ pub struct Demo {
 
 impl Demo {
     pub async fn start(args: &[&str]) -> Demo {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let database = std::env::temp_dir().join(format!(
-            "errands-demo-test-{}-{}.db",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        Demo::start_on(new_database(), args).await
+    }
+
+    /// Starts the demo on `database`, which it removes when dropped.
+    pub async fn start_on(database: PathBuf, args: &[&str]) -> Demo {
         let mut child = Command::new(env!("CARGO_BIN_EXE_errands-demo"))
             .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
             .arg("--database")
@@ -209,8 +208,51 @@ impl Demo {
     }
 }
 
+/// A database path no test uses yet.
+pub fn new_database() -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    std::env::temp_dir().join(format!(
+        "errands-demo-test-{}-{}.db",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+impl Demo {
+    /// The database file.
+    pub fn database(&self) -> &std::path::Path {
+        &self.database
+    }
+
+    /// Kills the process with `SIGKILL` and waits for it to exit.
+    pub async fn kill(&mut self) {
+        self.signal("-KILL");
+        let _ = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("killed");
+    }
+
+    /// After the process exited: a new one on the same database, which it now owns.
+    pub async fn restart(mut self, args: &[&str]) -> Demo {
+        let database = std::mem::take(&mut self.database);
+        Demo::start_on(database, args).await
+    }
+
+    /// A connection to the database, for checking what the process wrote.
+    pub async fn open_database(&self) -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&self.database);
+        sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("open the database")
+    }
+}
+
 impl Drop for Demo {
     fn drop(&mut self) {
+        if self.database.as_os_str().is_empty() {
+            return;
+        }
         for suffix in ["", "-wal", "-shm"] {
             let mut path = self.database.clone().into_os_string();
             path.push(suffix);

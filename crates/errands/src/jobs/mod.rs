@@ -252,8 +252,7 @@ impl Durable {
 /// This process stops: the first teardown hook, when every task is terminal, so no attempt
 /// of ours is still running. Its running jobs go back to `available`, and the held jobs whose
 /// release did not happen (shutdown stopped it) are released.
-/// Returns how many running jobs went back.
-pub(crate) async fn stop(durable: Arc<Durable>) -> Result<u64, StoreError> {
+pub(crate) async fn stop(durable: Arc<Durable>) -> Result<(), StoreError> {
     durable.writes.close();
     durable.writes.wait().await;
     let owner = &durable.worker.owner;
@@ -262,7 +261,7 @@ pub(crate) async fn stop(durable: Arc<Durable>) -> Result<u64, StoreError> {
     if requeued + released > 0 {
         tracing::info!(target: "errands", requeued, released, "durable jobs still running, or still held, went back to available");
     }
-    Ok(requeued)
+    Ok(())
 }
 
 impl Jobs {

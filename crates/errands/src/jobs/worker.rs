@@ -173,12 +173,14 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
     };
     let scheduled = {
         let (attempt_durable, reported_durable) = (durable.clone(), durable.clone());
+        let stopping = rt.clone();
         Tasks::for_runtime(rt)
             .immediate()
             .name(job.kind.clone())
             .shield()
             .field("job_id", id.0)
-            .field("attempt", attempt_no)
+            .with_fields(stored_fields(&job.fields))
+            .attempt(attempt_no)
             .report_key(failure.key())
             .enqueued_by(
                 job.request_id
@@ -200,7 +202,10 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
             })
             .schedule(async move {
                 let _in_flight = InFlight(&attempt_durable, in_flight);
-                attempt(&attempt_durable, runner, job).await
+                let stopped = Stopped(Some(stopping));
+                let result = attempt(&attempt_durable, runner, job).await;
+                stopped.disarm();
+                result
             })
     };
     if scheduled.is_err() {
@@ -213,6 +218,32 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
     }
 }
 
+/// The fields stored with a job, as task fields. Their keys come from the application's
+/// code (`.field("payment_id", ..)`), a small set: each distinct key is kept once, for the
+/// process's life, up to 256 of them; fields with keys beyond that are left out.
+fn stored_fields(fields: &serde_json::Value) -> Vec<crate::task::Field> {
+    static KEYS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let Some(fields) = fields.as_object() else {
+        return Vec::new();
+    };
+    let mut keys = KEYS.lock().unwrap_or_else(PoisonError::into_inner);
+    fields
+        .iter()
+        .filter_map(|(key, value)| {
+            let known = match keys.iter().find(|known| **known == key.as_str()) {
+                Some(known) => *known,
+                None if keys.len() < 256 => {
+                    let leaked: &'static str = Box::leak(key.clone().into_boxed_str());
+                    keys.push(leaked);
+                    leaked
+                }
+                None => return None,
+            };
+            Some((known, value.clone()))
+        })
+        .collect()
+}
+
 /// Counts an attempt in flight in its queue until dropped, then wakes the worker.
 struct InFlight<'a>(&'a Durable, Arc<AtomicUsize>);
 
@@ -220,6 +251,25 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.1.fetch_sub(1, Ordering::AcqRel);
         self.0.worker.wake();
+    }
+}
+
+/// An attempt dropped before it ended — stopped by shutdown — is handed back, not lost: its
+/// job is still `running` in the store, and goes back to `available` when the process stops
+/// (or its result was written just before).
+struct Stopped(Option<Arc<Runtime>>);
+
+impl Stopped {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.hand_back(1);
+        }
     }
 }
 

@@ -71,7 +71,7 @@ pub(crate) struct Runtime {
     /// Aborts every task still running (deadline reached, or a second signal).
     abort: CancellationToken,
     closed: AtomicBool,
-    /// Durable jobs handed back to their store at shutdown.
+    /// Durable jobs' attempts stopped by shutdown: handed back to their store.
     handed_back: AtomicU64,
     /// What a higher layer keeps with the runtime (its durable side), for the handles that
     /// only know the runtime.
@@ -112,7 +112,7 @@ impl Runtime {
         }
     }
 
-    /// `count` more durable jobs were handed back to their store at shutdown.
+    /// `count` more durable jobs' attempts were stopped by shutdown, and so handed back.
     #[cfg(feature = "sqlite")]
     pub(crate) fn hand_back(&self, count: u64) {
         self.handed_back.fetch_add(count, Ordering::Relaxed);

@@ -83,6 +83,8 @@ pub(crate) struct TaskMeta {
     pub(crate) request: Option<Arc<RequestInfo>>,
     /// The task's group.
     pub(crate) group: GroupId,
+    /// Attempts made before this task (by earlier processes, for a durable job's attempt).
+    pub(crate) attempts_before: u32,
     /// The request that enqueued it, for a durable job's attempt, which runs without one.
     pub(crate) enqueued_by: Option<RequestId>,
     /// The stable key of its reports ([`ErrorReport::key`](crate::ErrorReport::key)).
@@ -149,9 +151,10 @@ impl TaskInfo {
     }
 
     /// The attempt number, starting at 1; with a [`RetryPolicy`](crate::RetryPolicy), the
-    /// attempt the task is in (or, in reports, ended in).
+    /// attempt the task is in (or, in reports, ended in). For a durable job's attempt, the
+    /// job's attempt, counted across processes.
     pub fn attempt(&self) -> u32 {
-        self.attempt
+        self.attempt + self.meta.attempts_before
     }
 
     /// The explicit context fields, in the order they were set.

@@ -51,6 +51,7 @@ pub struct TaskBuilder<'a> {
     group: Option<&'static str>,
     report_key: Option<String>,
     enqueued_by: Option<RequestId>,
+    attempts_before: u32,
 }
 
 impl std::fmt::Debug for TaskBuilder<'_> {
@@ -81,6 +82,7 @@ impl<'a> TaskBuilder<'a> {
             group: None,
             report_key: None,
             enqueued_by: None,
+            attempts_before: 0,
         }
     }
 
@@ -262,6 +264,20 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
+    /// The task is attempt `attempt` of work that began before it (a durable job's).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn attempt(mut self, attempt: u32) -> Self {
+        self.attempts_before = attempt.saturating_sub(1);
+        self
+    }
+
+    /// Adds context fields, already bounded.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn with_fields(mut self, fields: Vec<Field>) -> Self {
+        self.fields.extend(fields);
+        self
+    }
+
     /// In the group `name` unless one was chosen.
     #[cfg(feature = "sqlite")]
     pub(crate) fn default_group(mut self, name: &'static str) -> Self {
@@ -298,6 +314,7 @@ impl<'a> TaskBuilder<'a> {
                 group,
                 report_key: self.report_key,
                 enqueued_by: self.enqueued_by,
+                attempts_before: self.attempts_before,
             }),
             attempt: 1,
         };
