@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 /// Every point a test may stop at.
-pub const POINTS: [&str; 8] = [
+pub const POINTS: [&str; 7] = [
     "before_commit",
     "after_commit",
     "mid_body",
@@ -23,7 +23,6 @@ pub const POINTS: [&str; 8] = [
     "mid_task",
     "completion_write",
     "report_write",
-    "none",
 ];
 
 static AT: OnceLock<String> = OnceLock::new();

@@ -77,6 +77,22 @@ impl Demo {
         self.wait_for_all(&needles).await
     }
 
+    /// Waits up to `patience` for the next log line containing `needle`.
+    pub async fn try_wait_for(&mut self, needle: &str, patience: Duration) -> Option<String> {
+        tokio::time::timeout(patience, async {
+            while let Some(line) = self.lines.recv().await {
+                self.seen.push(line.clone());
+                if line.contains(needle) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     /// Waits for the next log line containing every needle.
     pub async fn wait_for_all(&mut self, needles: &[&str]) -> String {
         let found = tokio::time::timeout(PATIENCE, async {
