@@ -63,6 +63,8 @@ pub struct ErrandsBuilder {
     job_queues: Vec<(String, usize)>,
     #[cfg(feature = "sqlite")]
     job_lease: Duration,
+    #[cfg(feature = "sqlite")]
+    job_retention: Duration,
 }
 
 impl Default for ErrandsBuilder {
@@ -82,6 +84,8 @@ impl Default for ErrandsBuilder {
             job_queues: Vec::new(),
             #[cfg(feature = "sqlite")]
             job_lease: crate::jobs::LEASE,
+            #[cfg(feature = "sqlite")]
+            job_retention: crate::jobs::RETENTION,
         }
     }
 }
@@ -425,6 +429,16 @@ impl ErrandsBuilder {
         self
     }
 
+    /// How long finished durable jobs (succeeded, failed, cancelled, discarded, skipped) are
+    /// kept, for status queries and operators, before they are pruned (default: a week). A job
+    /// whose report is still owed is kept until it is delivered.
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn job_retention(mut self, retention: Duration) -> Self {
+        self.job_retention = retention;
+        self
+    }
+
     /// Builds the runtime.
     pub fn build(self) -> Errands {
         let mut reporters = self.reporters;
@@ -451,6 +465,7 @@ impl ErrandsBuilder {
                 registry,
                 self.job_queues,
                 self.job_lease,
+                self.job_retention,
             ))
         });
         let errands = Errands::from_parts(rt, self.pipeline, Shutdown::new(self.teardown));

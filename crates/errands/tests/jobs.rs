@@ -888,3 +888,82 @@ async fn a_panic_and_a_timeout_are_failed_attempts_and_the_failure_hook_runs_onc
         "{reports:?}"
     );
 }
+
+/// Arguments serde cannot write as JSON: a map with non-string keys.
+#[derive(Serialize, Deserialize)]
+struct Unwritable {
+    by_pair: std::collections::HashMap<(i32, i32), String>,
+}
+
+impl Job for Unwritable {
+    const NAME: &'static str = "unwritable";
+    type State = Signals;
+
+    async fn run(self, _: JobContext<Signals>) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn arguments_that_do_not_serialize_are_a_clear_error_and_nothing_is_written() {
+    let (store, _path) = store().await;
+    let (tx, _ran) = mpsc::unbounded_channel();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .durable(store.clone())
+        .job::<Unwritable>(Signals(tx))
+        .build();
+    let job = Unwritable {
+        by_pair: [((1, 2), "x".to_owned())].into(),
+    };
+    let error = errands.jobs().enqueue(job).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            errands::jobs::EnqueueError::Store(errands::durable::StoreError::Encode(_))
+        ),
+        "{error:?}"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM errands_jobs")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+}
+
+#[tokio::test]
+async fn finished_jobs_are_pruned_after_their_retention() {
+    let (store, _path) = store().await;
+    let process = |retention| {
+        let (tx, ran) = mpsc::unbounded_channel();
+        let errands = Errands::builder()
+            .without_tracing_reporter()
+            .durable(store.clone())
+            .job::<Greet>(Signals(tx))
+            .job_retention(retention)
+            .build();
+        (errands, ran)
+    };
+    let (first, mut ran) = process(Duration::from_secs(3600));
+    let done = first
+        .jobs()
+        .enqueue(Greet { name: "a".into() })
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ran).await, "hello a #1");
+    first.shutdown().await;
+    assert_eq!(store.status(done).await.unwrap().state, JobState::Succeeded);
+    // A process keeping nothing: its worker's maintenance runs before its first claim, so
+    // once its own job ran, the finished one is gone.
+    let (second, mut ran) = process(Duration::ZERO);
+    second
+        .jobs()
+        .enqueue(Greet { name: "b".into() })
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ran).await, "hello b #1");
+    assert!(matches!(
+        store.status(done).await,
+        Err(errands::durable::StoreError::NotFound(_))
+    ));
+}

@@ -218,7 +218,12 @@ pub(crate) struct Durable {
     pub(crate) worker: Worker,
     /// Writes made outside any task (a skipped job's record): stopping waits for them.
     pub(crate) writes: tokio_util::task::TaskTracker,
+    /// How long finished jobs are kept before they are pruned.
+    pub(crate) retention: Duration,
 }
+
+/// How long finished jobs are kept unless configured: a week.
+pub(crate) const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How long a claim is leased unless configured.
 pub(crate) const LEASE: Duration = Duration::from_secs(30);
@@ -234,6 +239,7 @@ impl Durable {
         registry: Registry,
         mut queues: Vec<(String, usize)>,
         lease: Duration,
+        retention: Duration,
     ) -> Self {
         for name in registry.queues().chain(["default"]) {
             if !queues.iter().any(|(queue, _)| queue == name) {
@@ -245,6 +251,7 @@ impl Durable {
             registry,
             worker: Worker::new(queues, lease, Duration::from_secs(1)),
             writes: tokio_util::task::TaskTracker::new(),
+            retention,
         }
     }
 }

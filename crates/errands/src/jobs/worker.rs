@@ -385,6 +385,9 @@ async fn maintain(durable: &Durable, rt: &Runtime) {
             tracing::info!(target: "errands", released = released.len(), "held durable jobs of a process that died were released");
             durable.worker.wake();
         }
+        if let Some(before) = now.checked_sub(durable.retention) {
+            store.prune(before).await?;
+        }
         Ok::<_, StoreError>(())
     };
     match steps.await {
