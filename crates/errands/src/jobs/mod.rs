@@ -3,9 +3,11 @@
 //!
 //! A job type is a [`Job`]: serializable arguments, a stable [`NAME`](Job::NAME), and an async
 //! `run` with the application's state and the job's [`JobContext`]. Register the store and the
-//! types on the builder; enqueue through [`Errands::jobs`](crate::Errands::jobs) — on its own,
-//! or inside the caller's sqlx transaction, so that the job commits or rolls back with the
-//! caller's writes.
+//! types on the builder; enqueue through [`Errands::jobs`](crate::Errands::jobs), or as a task
+//! of a request in any timing mode ([`DurableTask`]: `tasks.after_response().durable(job)`,
+//! held until the response was sent) — on its own, or inside the caller's sqlx transaction,
+//! so that the job commits or rolls back with the caller's writes. The rules are on the
+//! semantics page, "Durable jobs".
 //!
 //! **Running.** A worker claims due jobs under a lease (renewed by heartbeats while the job
 //! runs) and runs each attempt as a task of the runtime, named after the job type, shielded,
