@@ -61,7 +61,7 @@ impl Errands {
             Box::pin(async move {
                 crate::jobs::stop(stop)
                     .await
-                    .map_err(crate::TaskError::from_error)
+                    .map_err(crate::task::TaskError::from_error)
             })
         }));
         self.rt.attach(durable);

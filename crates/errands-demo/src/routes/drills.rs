@@ -233,9 +233,29 @@ fn stream(
     })
 }
 
-/// Waits until no request is inside the errands layer and no task is in flight, then returns
-/// the stats.
+/// Waits until no request is inside the errands layer, no task is in flight and no durable
+/// job is unfinished, then returns the stats.
 pub async fn idle(State(errands): State<Errands>) -> axum::Json<Stats> {
-    errands.idle().await;
-    axum::Json(errands.stats())
+    loop {
+        errands.idle().await;
+        if !jobs_in_flight(&errands).await {
+            return axum::Json(errands.stats());
+        }
+        // The worker claims what is due at its next look, a retry when its backoff ends.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Whether a durable job is held, runnable (a retry's backoff included: the demo schedules
+/// nothing for later) or running.
+async fn jobs_in_flight(errands: &Errands) -> bool {
+    let Some(store) = errands.jobs().store().cloned() else {
+        return false;
+    };
+    let count: Result<i64, _> = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM errands_jobs WHERE state IN ('held', 'available', 'running')",
+    )
+    .fetch_one(store.pool())
+    .await;
+    count.map_or(true, |count| count > 0)
 }

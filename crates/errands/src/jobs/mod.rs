@@ -299,7 +299,9 @@ impl Jobs {
     }
 
     /// Stores `job`, runnable at once; returns its id. For a later start or a unique key,
-    /// see [`prepare`](Self::prepare).
+    /// see [`prepare`](Self::prepare). With SQLite, inside an open write transaction use
+    /// [`enqueue_in`](Self::enqueue_in): SQLite has one writer, so this enqueue would wait
+    /// for that transaction (up to the busy timeout, then fail).
     ///
     /// # Errors
     ///
