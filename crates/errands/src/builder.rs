@@ -57,13 +57,13 @@ pub struct ErrandsBuilder {
     reporters: Vec<Arc<dyn Reporter>>,
     default_reporter: bool,
     teardown: Vec<TeardownHook>,
-    #[cfg(feature = "sqlite")]
-    durable: Option<(crate::durable::SqliteStore, crate::jobs::Registry)>,
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
+    durable: Option<(crate::durable::AnyStore, crate::jobs::Registry)>,
+    #[cfg(feature = "durable")]
     job_queues: Vec<(String, usize)>,
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     job_lease: Duration,
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     job_retention: Duration,
 }
 
@@ -78,13 +78,13 @@ impl Default for ErrandsBuilder {
             reporters: Vec::new(),
             default_reporter: true,
             teardown: Vec::new(),
-            #[cfg(feature = "sqlite")]
+            #[cfg(feature = "durable")]
             durable: None,
-            #[cfg(feature = "sqlite")]
+            #[cfg(feature = "durable")]
             job_queues: Vec::new(),
-            #[cfg(feature = "sqlite")]
+            #[cfg(feature = "durable")]
             job_lease: crate::jobs::LEASE,
-            #[cfg(feature = "sqlite")]
+            #[cfg(feature = "durable")]
             job_retention: crate::jobs::RETENTION,
         }
     }
@@ -379,13 +379,14 @@ impl ErrandsBuilder {
         self
     }
 
-    /// Keeps durable jobs in `store` (feature `sqlite`): see [`jobs`](crate::jobs). Register
-    /// each job type with [`job`](Self::job).
-    #[cfg(feature = "sqlite")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-    pub fn durable(mut self, store: crate::durable::SqliteStore) -> Self {
+    /// Keeps durable jobs in `store` — a `SqliteStore` (feature `sqlite`) or a `PgStore`
+    /// (feature `postgres`): see [`jobs`](crate::jobs). Register each job type with
+    /// [`job`](Self::job).
+    #[cfg(feature = "durable")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+    pub fn durable(mut self, store: impl Into<crate::durable::AnyStore>) -> Self {
         let registry = self.durable.take().map(|(_, r)| r).unwrap_or_default();
-        self.durable = Some((store, registry));
+        self.durable = Some((store.into(), registry));
         self
     }
 
@@ -395,8 +396,8 @@ impl ErrandsBuilder {
     ///
     /// If no store was given with [`durable`](Self::durable) before: a programming error,
     /// found at startup.
-    #[cfg(feature = "sqlite")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    #[cfg(feature = "durable")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
     pub fn job<J: crate::jobs::Job>(mut self, state: J::State) -> Self {
         let (_, registry) = self
             .durable
@@ -409,8 +410,8 @@ impl ErrandsBuilder {
     /// Runs at most `concurrency` jobs of the queue `name` at once in this process (default
     /// 16 for every queue a registered job type uses): a queue of slow jobs cannot hold up
     /// the others. See [`Job::QUEUE`](crate::jobs::Job::QUEUE).
-    #[cfg(feature = "sqlite")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    #[cfg(feature = "durable")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
     pub fn job_queue(mut self, name: impl Into<String>, concurrency: usize) -> Self {
         let name = name.into();
         self.job_queues.retain(|(queue, _)| *queue != name);
@@ -422,8 +423,8 @@ impl ErrandsBuilder {
     /// job runs; also how long this process's held jobs outlive its last heartbeat. A job
     /// whose worker died runs again after at most this long; a shorter lease rescues sooner
     /// and writes more often.
-    #[cfg(feature = "sqlite")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    #[cfg(feature = "durable")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
     pub fn job_lease(mut self, lease: Duration) -> Self {
         self.job_lease = lease.max(Duration::from_millis(30));
         self
@@ -432,8 +433,8 @@ impl ErrandsBuilder {
     /// How long finished durable jobs (succeeded, failed, cancelled, discarded, skipped) are
     /// kept, for status queries and operators, before they are pruned (default: a week). A job
     /// whose report is still owed is kept until it is delivered.
-    #[cfg(feature = "sqlite")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    #[cfg(feature = "durable")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
     pub fn job_retention(mut self, retention: Duration) -> Self {
         self.job_retention = retention;
         self
@@ -447,7 +448,7 @@ impl ErrandsBuilder {
         }
         #[allow(unused_mut)]
         let mut groups = self.groups;
-        #[cfg(feature = "sqlite")]
+        #[cfg(feature = "durable")]
         if self.durable.is_some() {
             groups.push(Group::new(crate::jobs::GROUP, 16, 100_000));
         }
@@ -458,7 +459,7 @@ impl ErrandsBuilder {
             self.on_error,
             Reporters::new(reporters),
         );
-        #[cfg(feature = "sqlite")]
+        #[cfg(feature = "durable")]
         let durable = self.durable.map(|(store, registry)| {
             Arc::new(crate::jobs::Durable::new(
                 store,
@@ -469,7 +470,7 @@ impl ErrandsBuilder {
             ))
         });
         let errands = Errands::from_parts(rt, self.pipeline, Shutdown::new(self.teardown));
-        #[cfg(feature = "sqlite")]
+        #[cfg(feature = "durable")]
         let errands = match durable {
             Some(durable) => errands.with_durable(durable),
             None => errands,

@@ -201,7 +201,7 @@ pub(crate) fn bounded_json(value: serde_json::Value) -> serde_json::Value {
 }
 
 /// The chain of `error` as one line: `outer: inner: root`, each text once (see [`texts`]).
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+#[cfg_attr(not(feature = "durable"), allow(dead_code))]
 pub(crate) fn line(error: &(dyn StdError + 'static)) -> String {
     let messages: Vec<String> = walk(error).map(|e| e.to_string()).collect();
     texts(messages.iter().map(String::as_str))

@@ -53,7 +53,7 @@ impl Errands {
 
     /// With a durable side; its worker starts now if a tokio runtime is running, otherwise
     /// with [`Errands::jobs`] or [`Errands::serve`].
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn with_durable(self, durable: Arc<crate::jobs::Durable>) -> Self {
         // First of the teardown hooks, so the application's pool is still open.
         let stop = durable.clone();
@@ -71,8 +71,8 @@ impl Errands {
 
     /// The durable jobs of this runtime (feature `sqlite`): enqueue, status. Starts the
     /// worker if it has not started yet.
-    #[cfg(feature = "sqlite")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    #[cfg(feature = "durable")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
     pub fn jobs(&self) -> crate::jobs::Jobs {
         crate::jobs::Jobs::of(&self.rt)
     }

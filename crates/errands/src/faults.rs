@@ -24,7 +24,7 @@ pub fn install(hook: fn(&'static str)) {
 
 /// Passes the point `name`.
 #[inline]
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+#[cfg_attr(not(feature = "durable"), allow(dead_code))]
 pub(crate) fn point(name: &'static str) {
     #[cfg(feature = "faults")]
     if let Some(hook) = HOOK.get() {

@@ -75,8 +75,8 @@
 // (docs/ARCHITECTURE.md; checked by the `layers` test).
 mod builder;
 mod chain;
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub mod durable;
 mod errands;
 mod errors;
@@ -87,8 +87,8 @@ pub mod extract;
 pub mod faults;
 #[cfg(not(feature = "faults"))]
 mod faults;
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub mod jobs;
 pub mod layer;
 mod lifecycle;

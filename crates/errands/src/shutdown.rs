@@ -74,7 +74,7 @@ impl Shutdown {
     }
 
     /// Runs `hook` before the application's teardown hooks.
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn teardown_first(&self, hook: TeardownHook) {
         let mut hooks = self.teardown.lock().unwrap_or_else(PoisonError::into_inner);
         hooks.insert(0, hook);

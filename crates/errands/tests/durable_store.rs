@@ -5,6 +5,8 @@
 
 use std::time::{Duration, SystemTime};
 
+mod common;
+
 use errands::durable::{Enqueued, JobState, NewJob, SqliteStore, Store, StoreError};
 use serde_json::json;
 
@@ -53,6 +55,15 @@ mod tempfile_path {
 
 fn job(kind: &str) -> NewJob {
     NewJob::new(kind, json!({"order": 7}))
+}
+
+/// The reports owed, claimed for no time, each look later than the one before (so the next
+/// look sees them again).
+async fn owed(store: &impl Store) -> Result<Vec<errands::durable::JobStatus>, StoreError> {
+    static LOOKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let look = LOOKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let now = SystemTime::now() + LEASE * 10 * look;
+    store.unreported(now, Duration::ZERO, 10).await
 }
 
 fn later(seconds: u64) -> SystemTime {
@@ -141,7 +152,7 @@ async fn failures_retry_until_the_attempts_run_out_and_then_owe_a_report(store: 
     let status = store.status(id).await.unwrap();
     assert_eq!((status.state, status.attempt), (JobState::Available, 1));
     assert!(
-        store.unreported(10).await.unwrap().is_empty(),
+        owed(store).await.unwrap().is_empty(),
         "a retry is not reported"
     );
     let second = store.claim("default", "p", now, LEASE, 1).await.unwrap();
@@ -152,10 +163,15 @@ async fn failures_retry_until_the_attempts_run_out_and_then_owe_a_report(store: 
     let status = store.status(id).await.unwrap();
     assert_eq!((status.state, status.attempt), (JobState::Failed, 2));
     assert_eq!(status.last_error.as_deref(), Some("smtp down"));
-    let owed = store.unreported(10).await.unwrap();
-    assert_eq!(owed.iter().map(|s| s.id).collect::<Vec<_>>(), [id]);
+    // One process claims the owed report; another is not given it while the claim holds,
+    // and is once it ran out (the first process died before delivering it).
+    let claimed = store.unreported(now, LEASE, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|s| s.id).collect::<Vec<_>>(), [id]);
+    assert!(store.unreported(now, LEASE, 10).await.unwrap().is_empty());
+    let again = store.unreported(now + LEASE * 2, LEASE, 10).await.unwrap();
+    assert_eq!(again.iter().map(|s| s.id).collect::<Vec<_>>(), [id]);
     store.reported(id).await.unwrap();
-    assert!(store.unreported(10).await.unwrap().is_empty());
+    assert!(owed(store).await.unwrap().is_empty());
 }
 
 async fn an_expired_lease_without_attempts_left_fails_and_owes_a_report(store: &impl Store) {
@@ -166,7 +182,7 @@ async fn an_expired_lease_without_attempts_left_fails_and_owes_a_report(store: &
     let status = store.status(id).await.unwrap();
     assert_eq!(status.state, JobState::Failed);
     assert!(status.last_error.unwrap().contains("lease expired"));
-    assert_eq!(store.unreported(10).await.unwrap().len(), 1);
+    assert_eq!(owed(store).await.unwrap().len(), 1);
 }
 
 async fn held_jobs_wait_for_their_release_or_are_skipped(store: &impl Store) {
@@ -204,7 +220,7 @@ async fn held_jobs_wait_for_their_release_or_are_skipped(store: &impl Store) {
     assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), [released]);
     let status = store.status(skipped).await.unwrap();
     assert_eq!(status.state, JobState::Skipped);
-    assert_eq!(store.unreported(10).await.unwrap()[0].id, skipped);
+    assert_eq!(owed(store).await.unwrap()[0].id, skipped);
 }
 
 async fn held_jobs_of_a_process_that_died_are_released_when_its_heartbeat_ran_out(
@@ -247,6 +263,25 @@ async fn held_jobs_of_a_process_that_died_are_released_when_its_heartbeat_ran_ou
     let mut ids: Vec<_> = claimed.iter().map(|c| c.id).collect();
     ids.sort();
     assert_eq!(ids, [orphan, kept, never_beat]);
+}
+
+async fn jobs_are_counted_by_state(store: &impl Store) {
+    assert!(store.counts().await.unwrap().is_empty());
+    store.enqueue(job("a")).await.unwrap();
+    store.enqueue(job("b")).await.unwrap();
+    store.enqueue(job("c").held("req", "p")).await.unwrap();
+    store
+        .claim("default", "w", SystemTime::now(), LEASE, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.counts().await.unwrap(),
+        [
+            (JobState::Held, 1),
+            (JobState::Available, 1),
+            (JobState::Running, 1)
+        ]
+    );
 }
 
 async fn shutdown_requeues_running_jobs_without_counting_the_attempt(store: &impl Store) {
@@ -351,33 +386,70 @@ async fn operators_cancel_retry_discard_and_prune(store: &impl Store) {
     ));
 }
 
+/// Runs each check on a fresh store made by `$open`, which gives the store and what to clean
+/// up (or nothing: the store's database is not available here).
 macro_rules! conformance {
-    ($($check:ident),+ $(,)?) => {
+    ($open:path; $($check:ident),+ $(,)?) => {
         $(
             #[tokio::test]
             async fn $check() {
-                let (store, _file) = sqlite().await;
+                let Some((store, cleanup)) = $open(stringify!($check)).await else {
+                    return;
+                };
                 super::$check(&store).await;
+                cleanup.finish(stringify!($check)).await;
             }
         )+
     };
 }
 
-mod sqlite_store {
-    use super::sqlite;
+/// The checks, in one list for both stores.
+macro_rules! every_check {
+    ($open:path) => {
+        conformance!(
+            $open;
+            claims_run_due_jobs_once_in_order_and_complete_under_their_token,
+            a_stale_attempt_cannot_overwrite_the_newer_one,
+            failures_retry_until_the_attempts_run_out_and_then_owe_a_report,
+            an_expired_lease_without_attempts_left_fails_and_owes_a_report,
+            held_jobs_wait_for_their_release_or_are_skipped,
+            held_jobs_of_a_process_that_died_are_released_when_its_heartbeat_ran_out,
+            jobs_are_counted_by_state,
+            shutdown_requeues_running_jobs_without_counting_the_attempt,
+            unique_keys_return_the_live_duplicate,
+            queues_are_claimed_apart,
+            operators_cancel_retry_discard_and_prune,
+        );
+    };
+}
 
-    conformance!(
-        claims_run_due_jobs_once_in_order_and_complete_under_their_token,
-        a_stale_attempt_cannot_overwrite_the_newer_one,
-        failures_retry_until_the_attempts_run_out_and_then_owe_a_report,
-        an_expired_lease_without_attempts_left_fails_and_owes_a_report,
-        held_jobs_wait_for_their_release_or_are_skipped,
-        held_jobs_of_a_process_that_died_are_released_when_its_heartbeat_ran_out,
-        shutdown_requeues_running_jobs_without_counting_the_attempt,
-        unique_keys_return_the_live_duplicate,
-        queues_are_claimed_apart,
-        operators_cancel_retry_discard_and_prune,
-    );
+mod sqlite_store {
+    use super::{SqliteStore, sqlite, tempfile_path::TempPath};
+
+    async fn open(_: &str) -> Option<(SqliteStore, TempPath)> {
+        Some(sqlite().await)
+    }
+
+    impl TempPath {
+        async fn finish(self, _: &str) {}
+    }
+
+    every_check!(open);
+}
+
+#[cfg(feature = "postgres")]
+mod postgres_store {
+    use errands::durable::PgStore;
+
+    use crate::common::postgres::{TestDb, database};
+
+    async fn open(test: &str) -> Option<(PgStore, TestDb)> {
+        let db = database(test).await?;
+        let store = PgStore::new(db.pool(4).await).await.unwrap();
+        Some((store, db))
+    }
+
+    every_check!(open);
 }
 
 #[tokio::test]

@@ -234,7 +234,11 @@ async fn a_failing_job_retries_by_its_policy_and_its_final_failure_is_reported_o
         "one report, keyed by the job and its attempt"
     );
     assert!(
-        store.unreported(10).await.unwrap().is_empty(),
+        store
+            .unreported(SystemTime::now(), Duration::ZERO, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "the report is recorded as delivered"
     );
 }
@@ -269,7 +273,13 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() {
     // SQLite hands the rolled-back id out again: it is the committed job's now.
     let status = errands.jobs().status(rolled_back).await.unwrap();
     assert_eq!(status.state, JobState::Succeeded);
-    assert!(store.unreported(10).await.unwrap().is_empty());
+    assert!(
+        store
+            .unreported(SystemTime::now(), Duration::ZERO, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -471,7 +481,13 @@ async fn a_locked_database_at_enqueue_is_a_503_and_nothing_is_stored() {
         "no database text in the body"
     );
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
-    assert!(store.unreported(10).await.unwrap().is_empty());
+    assert!(
+        store
+            .unreported(SystemTime::now(), Duration::ZERO, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM errands_jobs")
         .fetch_one(store.pool())
         .await
@@ -880,7 +896,13 @@ async fn a_panic_and_a_timeout_are_failed_attempts_and_the_failure_hook_runs_onc
     assert!(ran.try_recv().is_err(), "the hook ran once");
     let status = store.status(id).await.unwrap();
     assert_eq!((status.state, status.attempt), (JobState::Failed, 2));
-    assert!(store.unreported(10).await.unwrap().is_empty());
+    assert!(
+        store
+            .unreported(SystemTime::now(), Duration::ZERO, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let reports = reports.lock().unwrap().clone();
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert!(

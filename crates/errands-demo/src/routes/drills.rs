@@ -249,13 +249,17 @@ pub async fn idle(State(errands): State<Errands>) -> axum::Json<Stats> {
 /// Whether a durable job is held, runnable (a retry's backoff included: the demo schedules
 /// nothing for later) or running.
 async fn jobs_in_flight(errands: &Errands) -> bool {
+    use errands::durable::{JobState, Store};
     let Some(store) = errands.jobs().store().cloned() else {
         return false;
     };
-    let count: Result<i64, _> = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM errands_jobs WHERE state IN ('held', 'available', 'running')",
-    )
-    .fetch_one(store.pool())
-    .await;
-    count.map_or(true, |count| count > 0)
+    match store.counts().await {
+        Ok(counts) => counts.iter().any(|(state, _)| {
+            matches!(
+                state,
+                JobState::Held | JobState::Available | JobState::Running
+            )
+        }),
+        Err(_) => true,
+    }
 }

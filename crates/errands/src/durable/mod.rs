@@ -30,14 +30,64 @@
 //! * **Unique jobs.** A job enqueued with a unique key is refused while another unfinished job
 //!   of its type holds the key; the live job's id comes back ([`Enqueued::Duplicate`]).
 
+mod any;
+mod connection;
 mod state;
 mod store;
 
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use any::AnyStore;
+pub use connection::JobConnection;
 pub use state::{JobId, JobState, JobStatus};
 pub use store::{Claimed, Enqueued, NewJob, Store, StoreError};
 
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Longest error text kept with a job, in bytes.
+const MAX_ERROR: usize = 4096;
+
+/// Stored JSON text as a value; text that is not JSON (written by hand, say) as a string, so
+/// that the worker reports it rather than the store failing.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+fn json(text: String) -> serde_json::Value {
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+/// A stored count as a `u32`, saturating.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+fn count(stored: i64) -> u32 {
+    u32::try_from(stored.max(0)).unwrap_or(u32::MAX)
+}
+
+/// A time as stored: Unix milliseconds.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+fn millis(at: SystemTime) -> i64 {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Stored `(state, count)` rows as counts by state, in the states' order.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+fn counts(rows: Vec<(String, i64)>) -> Vec<(JobState, u64)> {
+    let mut counts: Vec<(JobState, u64)> = rows
+        .into_iter()
+        .filter_map(|(state, n)| Some((JobState::parse(&state)?, u64::try_from(n).ok()?)))
+        .collect();
+    counts.sort_by_key(|(state, _)| *state as u8);
+    counts
+}
+
+/// An error text as stored: bounded.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+fn bounded(text: &str) -> String {
+    crate::chain::bounded(text.to_owned(), MAX_ERROR)
+}

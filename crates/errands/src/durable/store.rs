@@ -2,7 +2,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::state::{JobId, JobStatus};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::state::{JobId, JobState, JobStatus};
 
 /// A job to store.
 #[derive(Clone, Debug)]
@@ -137,7 +141,7 @@ pub enum StoreError {
         /// The job.
         id: JobId,
         /// Its state.
-        state: super::JobState,
+        state: JobState,
     },
     /// The arguments or fields could not be serialized.
     #[error("the job's arguments could not be serialized")]
@@ -229,11 +233,18 @@ pub trait Store: Send + Sync + 'static {
     /// The job's status.
     fn status(&self, id: JobId) -> impl Future<Output = Result<JobStatus, StoreError>> + Send;
 
-    /// Finished jobs that still owe a report, oldest first, at most `limit`.
+    /// Claims finished jobs that still owe a report, oldest first, at most `limit`: for
+    /// `claim` from `now`, no other process is given them, so that one process delivers each
+    /// report (again, after a crash, once the claim ran out).
     fn unreported(
         &self,
+        now: SystemTime,
+        claim: Duration,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<JobStatus>, StoreError>> + Send;
+
+    /// How many jobs are in each state (states with none are left out).
+    fn counts(&self) -> impl Future<Output = Result<Vec<(JobState, u64)>, StoreError>> + Send;
 
     /// Records that the report of `id`'s current end was delivered.
     fn reported(&self, id: JobId) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -260,4 +271,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes finished jobs that ended before `before` and owe no report. Returns how many.
     fn prune(&self, before: SystemTime) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Wakes `wake` whenever a job may have become runnable in another process, for as long
+    /// as it runs (the worker polls besides). By default it never does: a process sees its
+    /// own jobs, and others' at its next poll.
+    fn wait_for_jobs(&self, wake: Arc<Notify>) -> impl Future<Output = ()> + Send {
+        let _ = wake;
+        std::future::pending()
+    }
 }

@@ -65,7 +65,7 @@ fn builtin(error: &(dyn StdError + 'static)) -> Option<ApiError> {
     if error.is::<LayerMissing>() {
         return Some(ApiError::internal());
     }
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     if let Some(crate::durable::StoreError::Database(_)) = error.downcast_ref() {
         return Some(ApiError::from_status(StatusCode::SERVICE_UNAVAILABLE));
     }

@@ -7,6 +7,6 @@ mod slot;
 mod work;
 
 pub(crate) use run::{Pending, Prepared};
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "durable")]
 pub(crate) use work::BodyCx;
 pub(crate) use work::{Blocking, Once, RetryHook, Retrying, Work};

@@ -31,14 +31,14 @@ mod worker;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use sqlx::SqliteConnection;
-
-use crate::durable::{Enqueued, JobId, JobStatus, NewJob, SqliteStore, Store, StoreError};
+use crate::durable::{
+    AnyStore, Enqueued, JobConnection, JobId, JobStatus, NewJob, Store, StoreError,
+};
 use crate::runtime::Runtime;
 use crate::task::{BoxError, RetryPolicy, ScheduleError, TaskName, Timing};
 use crate::tasks::TaskBuilder;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 pub(crate) use registry::Registry;
 pub(crate) use release::GROUP;
@@ -171,8 +171,8 @@ impl<S> JobContext<S> {
     ///
     /// [`StoreError::Stale`] when this attempt's lease was lost (another attempt owns the job:
     /// roll back), or the database's failure.
-    pub async fn complete_in(&self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
-        SqliteStore::complete_in(conn, self.id, self.token).await?;
+    pub async fn complete_in<C: JobConnection>(&self, conn: &mut C) -> Result<(), StoreError> {
+        conn.complete_job(self.id, self.token).await?;
         self.completed
             .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
@@ -197,6 +197,14 @@ pub enum EnqueueError {
     /// The store refused or failed.
     #[error("the job could not be stored")]
     Store(#[from] StoreError),
+    /// The connection given to `enqueue_in` is not of the job store's database.
+    #[error("a job kept in {store} cannot be enqueued on a {connection} connection")]
+    WrongDatabase {
+        /// The job store's database.
+        store: &'static str,
+        /// The connection's.
+        connection: &'static str,
+    },
 }
 
 /// The durable side of a runtime, as the handle [`Errands::jobs`](crate::Errands::jobs) gives.
@@ -215,7 +223,7 @@ impl std::fmt::Debug for Jobs {
 
 /// A runtime's store, job types and worker.
 pub(crate) struct Durable {
-    pub(crate) store: SqliteStore,
+    pub(crate) store: AnyStore,
     pub(crate) registry: Registry,
     pub(crate) worker: Worker,
     /// Writes made outside any task (a skipped job's record): stopping waits for them.
@@ -237,7 +245,7 @@ impl Durable {
     /// `queues`: the configured queues' concurrency; the registered job types' queues and
     /// `default` are added with [`DEFAULT_CONCURRENCY`].
     pub(crate) fn new(
-        store: SqliteStore,
+        store: AnyStore,
         registry: Registry,
         mut queues: Vec<(String, usize)>,
         lease: Duration,
@@ -346,9 +354,9 @@ impl Jobs {
     /// # Errors
     ///
     /// See [`EnqueueError`]; the transaction is the caller's to roll back.
-    pub async fn enqueue_in<J: Job>(
+    pub async fn enqueue_in<J: Job, C: JobConnection>(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut C,
         job: J,
     ) -> Result<JobId, EnqueueError> {
         // Most likely committed soon; if not, the next poll finds it.
@@ -364,8 +372,8 @@ impl Jobs {
         Ok(self.durable()?.store.status(id).await?)
     }
 
-    /// The store, for operator actions (cancel, retry, discard, prune).
-    pub fn store(&self) -> Option<&SqliteStore> {
+    /// The store, for operator actions (cancel, retry, discard, prune) and counts.
+    pub fn store(&self) -> Option<&AnyStore> {
         self.inner.as_deref().map(|d| &d.store)
     }
 }
@@ -523,11 +531,21 @@ impl<J: Job> JobBuilder<'_, J> {
     /// # Errors
     ///
     /// See [`EnqueueError`]; the transaction is the caller's to roll back.
-    pub async fn enqueue_in(self, conn: &mut SqliteConnection) -> Result<Enqueued, EnqueueError> {
+    pub async fn enqueue_in<C: JobConnection>(
+        self,
+        conn: &mut C,
+    ) -> Result<Enqueued, EnqueueError> {
+        let store = self.jobs.durable()?.store.backend();
+        if store != C::BACKEND {
+            return Err(EnqueueError::WrongDatabase {
+                store,
+                connection: C::BACKEND,
+            });
+        }
         let new = self.new_job()?;
-        let enqueued = SqliteStore::enqueue_in(conn, new).await?;
+        let enqueued = conn.enqueue_job(new).await?;
         if let Err(id) = self.follow(enqueued) {
-            SqliteStore::release_in(conn, id).await?;
+            conn.release_job(id).await?;
         }
         Ok(enqueued)
     }

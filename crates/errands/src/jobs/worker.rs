@@ -104,6 +104,16 @@ pub(crate) fn start(durable: &Arc<Durable>, rt: &Arc<Runtime>) {
 async fn work(durable: Arc<Durable>, rt: Arc<Runtime>) {
     let (store, worker) = (&durable.store, &durable.worker);
     let stop = rt.started();
+    // Wake-ups from other processes (PostgreSQL's notifications), until the drain.
+    let listening = durable.clone();
+    let listen_stop = stop.clone();
+    tokio::spawn(async move {
+        let wake = listening.worker.wake.clone();
+        tokio::select! {
+            () = listening.store.wait_for_jobs(wake) => {}
+            () = listen_stop.cancelled() => {}
+        }
+    });
     let mut next_rescue = tokio::time::Instant::now();
     let mut backoff = Duration::ZERO;
     while !stop.is_cancelled() {
@@ -413,7 +423,12 @@ async fn failed(durable: &Durable, failure: JobFailure) -> Result<(), StoreError
 /// Reports the failures the store still owes (a crash, or a rescue, came between the end and
 /// its report), keyed by job id and attempt, then marks them reported.
 async fn deliver_owed_reports(durable: &Durable, rt: &Runtime) {
-    let Ok(owed) = durable.store.unreported(100).await else {
+    let claim = durable.worker.lease;
+    let Ok(owed) = durable
+        .store
+        .unreported(SystemTime::now(), claim, 100)
+        .await
+    else {
         return;
     };
     for status in owed {

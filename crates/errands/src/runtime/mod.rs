@@ -75,7 +75,7 @@ pub(crate) struct Runtime {
     handed_back: AtomicU64,
     /// What a higher layer keeps with the runtime (its durable side), for the handles that
     /// only know the runtime.
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     attached: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
@@ -107,13 +107,13 @@ impl Runtime {
             abort,
             closed: AtomicBool::new(false),
             handed_back: AtomicU64::new(0),
-            #[cfg(feature = "sqlite")]
+            #[cfg(feature = "durable")]
             attached: std::sync::OnceLock::new(),
         }
     }
 
     /// `count` more durable jobs' attempts were stopped by shutdown, and so handed back.
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn hand_back(&self, count: u64) {
         self.handed_back.fetch_add(count, Ordering::Relaxed);
     }
@@ -124,13 +124,13 @@ impl Runtime {
     }
 
     /// Keeps `value` with the runtime, once; a second call is ignored.
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn attach<T: Send + Sync + 'static>(&self, value: Arc<T>) {
         let _ = self.attached.set(value);
     }
 
     /// What was attached, if it is a `T`.
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn attached<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         self.attached.get()?.clone().downcast().ok()
     }

@@ -68,7 +68,7 @@ impl Errands {
                 "the router has no errands layer: add `.layer(errands.layer())` to it, last",
             ));
         }
-        #[cfg(feature = "sqlite")]
+        #[cfg(feature = "durable")]
         let _ = self.jobs(); // starts the durable worker, if it has not started
         let signals = Signals::install()?;
         let watcher = tokio::spawn(signals.watch(self.clone()));

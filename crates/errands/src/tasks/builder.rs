@@ -232,25 +232,25 @@ impl<'a> TaskBuilder<'a> {
     }
 
     /// The handle the task is scheduled on.
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn tasks(&self) -> &'a Tasks {
         self.tasks
     }
 
     /// When the task is due.
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn timing(&self) -> Timing {
         self.timing
     }
 
     /// The context fields given so far.
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn fields(&self) -> &[Field] {
         &self.fields
     }
 
     /// Its reports carry `key`, stable across processes.
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn report_key(mut self, key: String) -> Self {
         self.report_key = Some(key);
         self
@@ -258,28 +258,28 @@ impl<'a> TaskBuilder<'a> {
 
     /// For a task run on behalf of the request `id` after it is gone (a durable job's
     /// attempt): its reports and logs carry the id.
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn enqueued_by(mut self, id: Option<RequestId>) -> Self {
         self.enqueued_by = id;
         self
     }
 
     /// The task is attempt `attempt` of work that began before it (a durable job's).
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn attempt(mut self, attempt: u32) -> Self {
         self.attempts_before = attempt.saturating_sub(1);
         self
     }
 
     /// Adds context fields, already bounded.
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn with_fields(mut self, fields: Vec<Field>) -> Self {
         self.fields.extend(fields);
         self
     }
 
     /// In the group `name` unless one was chosen.
-    #[cfg(feature = "sqlite")]
+    #[cfg(feature = "durable")]
     pub(crate) fn default_group(mut self, name: &'static str) -> Self {
         self.group.get_or_insert(name);
         self

@@ -8,6 +8,9 @@ use axum::Router;
 use errands::{Errands, ErrorReport};
 use tokio::sync::Notify;
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 /// How long a test waits for an event before failing; generous, and never reached when
 /// the code is right.
 pub const PATIENCE: Duration = Duration::from_secs(20);

@@ -7,26 +7,25 @@
 //! schema is versioned in its own table (`errands_schema`), apart from the application's
 //! migrations.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{Connection, Row};
 
 use super::state::{JobId, JobState, JobStatus};
 use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
+use super::{bounded, count, counts, json, millis};
 
 /// The schema's migrations, in order: (version, SQL).
-const MIGRATIONS: [(i64, &str); 2] = [
+const MIGRATIONS: [(i64, &str); 3] = [
     (1, include_str!("0001_jobs.sql")),
     (2, include_str!("0002_processes.sql")),
+    (3, include_str!("0003_report_claims.sql")),
 ];
 
 /// Ends a running job, fenced by its token: (finished_at, id, token).
 const COMPLETE: &str = "UPDATE errands_jobs SET state = 'succeeded', lease_until = NULL, \
      owner = NULL, finished_at = ? WHERE id = ? AND token = ? AND state = 'running'";
-
-/// Longest error text kept with a job, in bytes.
-const MAX_ERROR: usize = 4096;
 
 /// The durable job store on SQLite.
 ///
@@ -370,16 +369,37 @@ impl Store for SqliteStore {
         status(&row)
     }
 
-    async fn unreported(&self, limit: u32) -> Result<Vec<JobStatus>, StoreError> {
+    async fn unreported(
+        &self,
+        now: SystemTime,
+        claim: Duration,
+        limit: u32,
+    ) -> Result<Vec<JobStatus>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields \
-             FROM errands_jobs WHERE report_owed = 1 ORDER BY id LIMIT ?",
+            "UPDATE errands_jobs SET report_claimed_until = ? \
+             WHERE id IN (SELECT id FROM errands_jobs WHERE report_owed = 1 \
+             AND (report_claimed_until IS NULL OR report_claimed_until < ?) \
+             ORDER BY id LIMIT ?) \
+             RETURNING id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields",
         )
+        .bind(millis(now + claim))
+        .bind(millis(now))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(database)?;
-        rows.iter().map(status).collect()
+        let mut owed = rows.iter().map(status).collect::<Result<Vec<_>, _>>()?;
+        owed.sort_by_key(|status| status.id);
+        Ok(owed)
+    }
+
+    async fn counts(&self) -> Result<Vec<(JobState, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM errands_jobs GROUP BY state")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(database)?;
+        Ok(counts(rows))
     }
 
     async fn reported(&self, id: JobId) -> Result<(), StoreError> {
@@ -522,25 +542,6 @@ fn status(row: &SqliteRow) -> Result<JobStatus, StoreError> {
         request_id: row.get("request_id"),
         fields: json(row.get("fields")),
     })
-}
-
-/// Stored JSON text as a value; text that is not JSON (written by hand, say) as a string, so
-/// that the worker reports it rather than the store failing.
-fn json(text: String) -> serde_json::Value {
-    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-}
-
-fn count(stored: i64) -> u32 {
-    u32::try_from(stored.max(0)).unwrap_or(u32::MAX)
-}
-
-fn millis(at: SystemTime) -> i64 {
-    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn bounded(text: &str) -> String {
-    crate::chain::bounded(text.to_owned(), MAX_ERROR)
 }
 
 fn database(error: sqlx::Error) -> StoreError {
