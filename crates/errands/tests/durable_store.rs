@@ -144,6 +144,7 @@ async fn a_stale_attempt_cannot_overwrite_the_newer_one(store: &impl Store) {
 async fn failures_retry_until_the_attempts_run_out_and_then_owe_a_report(store: &impl Store) {
     let id = store.enqueue(job("a").max_attempts(2)).await.unwrap().id();
     let now = SystemTime::now();
+    store.alive("p", now + LEASE).await.unwrap();
     let first = store.claim("default", "p", now, LEASE, 1).await.unwrap();
     store
         .fail(id, first[0].token, "smtp down", Some(now))
@@ -163,12 +164,18 @@ async fn failures_retry_until_the_attempts_run_out_and_then_owe_a_report(store: 
     let status = store.status(id).await.unwrap();
     assert_eq!((status.state, status.attempt), (JobState::Failed, 2));
     assert_eq!(status.last_error.as_deref(), Some("smtp down"));
-    // One process claims the owed report; another is not given it while the claim holds,
-    // and is once it ran out (the first process died before delivering it).
-    let claimed = store.unreported(now, LEASE, 10).await.unwrap();
-    assert_eq!(claimed.iter().map(|s| s.id).collect::<Vec<_>>(), [id]);
+    // The process that failed it delivers the report: no other is given it while it lives.
     assert!(store.unreported(now, LEASE, 10).await.unwrap().is_empty());
-    let again = store.unreported(now + LEASE * 2, LEASE, 10).await.unwrap();
+    // Once it died, one process claims it; another is not given it while the claim holds,
+    // and is once it ran out (the first died before delivering it too).
+    let later = now + LEASE * 2;
+    let claimed = store.unreported(later, LEASE, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|s| s.id).collect::<Vec<_>>(), [id]);
+    assert!(store.unreported(later, LEASE, 10).await.unwrap().is_empty());
+    let again = store
+        .unreported(later + LEASE * 2, LEASE, 10)
+        .await
+        .unwrap();
     assert_eq!(again.iter().map(|s| s.id).collect::<Vec<_>>(), [id]);
     store.reported(id).await.unwrap();
     assert!(owed(store).await.unwrap().is_empty());

@@ -18,8 +18,10 @@
 //! * **Shutdown.** [`Store::requeue`] puts a process's running jobs back to `available`
 //!   without counting the interrupted attempt: never lost, never stuck, never done.
 //! * **Reports owed.** A job that ends `failed` or `skipped` owes a report; the store keeps
-//!   that until [`Store::reported`] is called, so a report interrupted by a crash is delivered
-//!   by the next process ([`Store::unreported`]), with the job id and attempt as its key.
+//!   that until [`Store::reported`] is called. The process that ended it delivers it; if that
+//!   process dies first (its heartbeat runs out), another claims and delivers it
+//!   ([`Store::unreported`]) — one process at a time — with the job id and attempt as its
+//!   key. A job failed by a rescue owes its report to whichever process claims it.
 //! * **Held jobs.** A job enqueued for its request's `after_route` or `after_response` moment
 //!   is `held`, owned by the process that serves the request, and released
 //!   ([`Store::release`]) or skipped ([`Store::skip`]) when that moment comes. Each process

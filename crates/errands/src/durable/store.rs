@@ -161,8 +161,9 @@ pub trait Store: Send + Sync + 'static {
     /// Makes a held job runnable; `false` if it was not held (already released or skipped).
     fn release(&self, id: JobId) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Ends a held job as `skipped`, with `reason`; it owes a report. `false` if it was not
-    /// held.
+    /// Ends a held job as `skipped`, with `reason`; it owes a report, which its owner
+    /// delivers (other processes are given it by [`unreported`](Store::unreported) only once
+    /// the owner is dead). `false` if it was not held.
     fn skip(
         &self,
         id: JobId,
@@ -196,7 +197,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Records a failed attempt, while `token` holds: `available` again at `retry_at`, or —
-    /// `None`, or no attempts left — `failed`, owing a report. The error text is bounded.
+    /// `None`, or no attempts left — `failed`, owing a report that the attempt's process
+    /// delivers (as for [`skip`](Store::skip)). The error text is bounded.
     fn fail(
         &self,
         id: JobId,
@@ -233,9 +235,10 @@ pub trait Store: Send + Sync + 'static {
     /// The job's status.
     fn status(&self, id: JobId) -> impl Future<Output = Result<JobStatus, StoreError>> + Send;
 
-    /// Claims finished jobs that still owe a report, oldest first, at most `limit`: for
-    /// `claim` from `now`, no other process is given them, so that one process delivers each
-    /// report (again, after a crash, once the claim ran out).
+    /// Claims finished jobs that still owe a report, oldest first, at most `limit` — those
+    /// whose owner (the process that ended them) is not alive at `now`, and that no other
+    /// process claimed: for `claim` from `now`, no other process is given them, so that one
+    /// process delivers each report (again, after a crash, once the claim ran out).
     fn unreported(
         &self,
         now: SystemTime,

@@ -233,8 +233,8 @@ impl Store for PgStore {
 
     async fn skip(&self, id: JobId, reason: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE errands.jobs SET state = 'skipped', owner = NULL, last_error = $1, \
-             report_owed = 1, finished_at = $2 WHERE id = $3 AND state = 'held'",
+            "UPDATE errands.jobs SET state = 'skipped', last_error = $1, report_owed = 1, \
+             finished_at = $2 WHERE id = $3 AND state = 'held'",
         )
         .bind(bounded(reason))
         .bind(millis(SystemTime::now()))
@@ -304,8 +304,9 @@ impl Store for PgStore {
                  THEN 0 ELSE 1 END, \
              finished_at = CASE WHEN $1::BIGINT IS NOT NULL AND attempt < max_attempts \
                  THEN NULL ELSE $2 END, \
-             run_at = COALESCE($1::BIGINT, run_at), last_error = $3, lease_until = NULL, \
-             owner = NULL \
+             owner = CASE WHEN $1::BIGINT IS NOT NULL AND attempt < max_attempts \
+                 THEN NULL ELSE owner END, \
+             run_at = COALESCE($1::BIGINT, run_at), last_error = $3, lease_until = NULL \
              WHERE id = $4 AND token = $5 AND state = 'running'",
         )
         .bind(retry_at.map(millis))
@@ -365,7 +366,7 @@ impl Store for PgStore {
     async fn retry(&self, id: JobId, now: SystemTime) -> Result<(), StoreError> {
         let query = sqlx::query(
             "UPDATE errands.jobs SET state = 'available', attempt = 0, run_at = $1, \
-             finished_at = NULL, report_owed = 0 \
+             finished_at = NULL, report_owed = 0, owner = NULL \
              WHERE id = $2 AND state IN ('failed', 'cancelled', 'discarded', 'skipped')",
         )
         .bind(millis(now))
@@ -406,6 +407,8 @@ impl Store for PgStore {
             "UPDATE errands.jobs SET report_claimed_until = $1 \
              WHERE id IN (SELECT id FROM errands.jobs WHERE report_owed = 1 \
              AND (report_claimed_until IS NULL OR report_claimed_until < $2) \
+             AND (owner IS NULL OR owner NOT IN \
+                 (SELECT owner FROM errands.processes WHERE alive_until >= $2)) \
              ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields",
         )

@@ -212,8 +212,8 @@ impl Store for SqliteStore {
 
     async fn skip(&self, id: JobId, reason: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE errands_jobs SET state = 'skipped', owner = NULL, last_error = ?, \
-             report_owed = 1, finished_at = ? WHERE id = ? AND state = 'held'",
+            "UPDATE errands_jobs SET state = 'skipped', last_error = ?, report_owed = 1, \
+             finished_at = ? WHERE id = ? AND state = 'held'",
         )
         .bind(bounded(reason))
         .bind(millis(SystemTime::now()))
@@ -280,7 +280,8 @@ impl Store for SqliteStore {
                  THEN 'available' ELSE 'failed' END, \
              report_owed = CASE WHEN ?1 IS NOT NULL AND attempt < max_attempts THEN 0 ELSE 1 END, \
              finished_at = CASE WHEN ?1 IS NOT NULL AND attempt < max_attempts THEN NULL ELSE ?2 END, \
-             run_at = COALESCE(?1, run_at), last_error = ?3, lease_until = NULL, owner = NULL \
+             owner = CASE WHEN ?1 IS NOT NULL AND attempt < max_attempts THEN NULL ELSE owner END, \
+             run_at = COALESCE(?1, run_at), last_error = ?3, lease_until = NULL \
              WHERE id = ?4 AND token = ?5 AND state = 'running'",
         )
         .bind(retry_at.map(millis))
@@ -338,7 +339,7 @@ impl Store for SqliteStore {
     async fn retry(&self, id: JobId, now: SystemTime) -> Result<(), StoreError> {
         let query = sqlx::query(
             "UPDATE errands_jobs SET state = 'available', attempt = 0, run_at = ?, \
-             finished_at = NULL, report_owed = 0 \
+             finished_at = NULL, report_owed = 0, owner = NULL \
              WHERE id = ? AND state IN ('failed', 'cancelled', 'discarded', 'skipped')",
         )
         .bind(millis(now))
@@ -376,10 +377,12 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<JobStatus>, StoreError> {
         let rows = sqlx::query(
-            "UPDATE errands_jobs SET report_claimed_until = ? \
+            "UPDATE errands_jobs SET report_claimed_until = ?1 \
              WHERE id IN (SELECT id FROM errands_jobs WHERE report_owed = 1 \
-             AND (report_claimed_until IS NULL OR report_claimed_until < ?) \
-             ORDER BY id LIMIT ?) \
+             AND (report_claimed_until IS NULL OR report_claimed_until < ?2) \
+             AND (owner IS NULL OR owner NOT IN \
+                 (SELECT owner FROM errands_processes WHERE alive_until >= ?2)) \
+             ORDER BY id LIMIT ?3) \
              RETURNING id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields",
         )
         .bind(millis(now + claim))
