@@ -2,9 +2,8 @@
 
 use axum::Router;
 use axum::routing::{get, post};
-use errands::durable::SqliteStore;
+use errands::durable::AnyStore;
 use errands::{Errands, ErrandsBuilder};
-use sqlx::SqlitePool;
 
 use crate::jobs::{self, Services};
 use crate::{crash, domain, routes};
@@ -20,7 +19,7 @@ pub struct Webhook {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: SqlitePool,
+    pub db: crate::db::Db,
     pub errands: Errands,
     /// The token for `/ops/*` and `/stats`; without one, only loopback clients see them.
     pub ops_token: Option<std::sync::Arc<str>>,
@@ -28,7 +27,7 @@ pub struct AppState {
 
 /// The runtime's configuration that belongs to the application: domain error mappings, the
 /// exports' group, and the durable jobs, kept in the application's own database.
-pub fn errands(builder: ErrandsBuilder, store: SqliteStore, services: Services) -> ErrandsBuilder {
+pub fn errands(builder: ErrandsBuilder, store: AnyStore, services: Services) -> ErrandsBuilder {
     // Exports are long and any client can start them: their own small group, so a storm of
     // them cannot take the capacity sign-ups, orders and payments need.
     domain::register(builder)

@@ -1,7 +1,6 @@
 //! Command-line flags, each with an environment variable and a default.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -15,9 +14,11 @@ pub struct Config {
     #[arg(long, env = "ERRANDS_DEMO_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 
-    /// SQLite database file; created and migrated at start.
+    /// SQLite database file, created if missing; or a PostgreSQL URL
+    /// (`postgres://user@host/db`), for several processes sharing one database. Migrated at
+    /// start.
     #[arg(long, env = "ERRANDS_DEMO_DATABASE", default_value = "errands-demo.db")]
-    pub database: PathBuf,
+    pub database: String,
 
     /// Where failed payments alert the on-call engineer [default: the demo's own sink,
     /// `http://ADDR/ops/alerts`].

@@ -9,15 +9,15 @@ use errands::jobs::{Job, JobContext, JobFailure};
 use errands::{BoxError, RetryPolicy, TaskInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::SqlitePool;
 
 use crate::app::Webhook;
 use crate::crash;
+use crate::db::Db;
 
 /// What the durable jobs reach.
 #[derive(Clone)]
 pub struct Services {
-    pub db: SqlitePool,
+    pub db: Db,
     pub http: reqwest::Client,
     pub alert_webhook: Webhook,
 }
@@ -37,25 +37,21 @@ pub struct Declined;
 #[error("nightly report failed: the warehouse export is missing")]
 pub struct ReportFailed;
 
-pub async fn record_analytics(db: SqlitePool, event: &'static str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO analytics (event) VALUES (?)")
+pub async fn record_analytics(db: Db, event: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO analytics (event) VALUES ($1)")
         .bind(event)
-        .execute(&db)
+        .execute(db.pool())
         .await?;
     Ok(())
 }
 
-pub async fn write_audit(
-    db: SqlitePool,
-    action: &'static str,
-    subject: String,
-) -> Result<(), sqlx::Error> {
+pub async fn write_audit(db: Db, action: &'static str, subject: String) -> Result<(), sqlx::Error> {
     let request_id = TaskInfo::current().and_then(|t| t.request_id().map(|id| id.to_string()));
-    sqlx::query("INSERT INTO audit_log (action, subject, request_id) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO audit_log (action, subject, request_id) VALUES ($1, $2, $3)")
         .bind(action)
         .bind(subject)
         .bind(request_id)
-        .execute(&db)
+        .execute(db.pool())
         .await?;
     Ok(())
 }
@@ -108,18 +104,18 @@ impl Job for WelcomeEmail {
     }
 }
 
-async fn recipient(db: &SqlitePool, user_id: i64) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar("SELECT email FROM users WHERE id = ?")
+async fn recipient(db: &Db, user_id: i64) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
         .bind(user_id)
-        .fetch_one(db)
+        .fetch_one(db.pool())
         .await
 }
 
-async fn deliver(db: &SqlitePool, to: &str, channel: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbox (recipient, subject, channel) VALUES (?, 'Welcome!', ?)")
+async fn deliver(db: &Db, to: &str, channel: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO outbox (recipient, subject, channel) VALUES ($1, 'Welcome!', $2)")
         .bind(to)
         .bind(channel)
-        .execute(db)
+        .execute(db.pool())
         .await?;
     Ok(())
 }
@@ -183,25 +179,25 @@ async fn process_payment(
     } = payment;
     tracing::info!(payment_id, attempt = cx.attempt(), "payment started");
     // The provider's call, with its own record (it is outside our transaction).
-    sqlx::query("INSERT INTO provider_calls (payment_id) VALUES (?)")
+    sqlx::query("INSERT INTO provider_calls (payment_id) VALUES ($1)")
         .bind(payment_id)
-        .execute(db)
+        .execute(db.pool())
         .await?;
     crash::point("mid_task");
     tokio::time::sleep(Duration::from_millis(processing_ms)).await;
     if declined {
-        sqlx::query("UPDATE payments SET status = 'failed' WHERE id = ?")
+        sqlx::query("UPDATE payments SET status = 'failed' WHERE id = $1")
             .bind(payment_id)
-            .execute(db)
+            .execute(db.pool())
             .await?;
         return Err(PaymentError::Declined(Declined));
     }
-    let mut tx = crate::db::write_transaction(db).await?;
-    sqlx::query("UPDATE payments SET status = 'succeeded' WHERE id = ? AND status = 'pending'")
+    let mut tx = db.write().await?;
+    sqlx::query("UPDATE payments SET status = 'succeeded' WHERE id = $1 AND status = 'pending'")
         .bind(payment_id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE orders SET status = 'paid' WHERE id = ?")
+    sqlx::query("UPDATE orders SET status = 'paid' WHERE id = $1")
         .bind(order_id)
         .execute(&mut *tx)
         .await?;
@@ -258,9 +254,9 @@ impl Job for NotifyPurchasing {
 
     async fn run(self, cx: JobContext<Services>) -> Result<(), BoxError> {
         let NotifyPurchasing { sku, requested } = self;
-        sqlx::query("INSERT INTO notifications (kind, message) VALUES ('restock', ?)")
+        sqlx::query("INSERT INTO notifications (kind, message) VALUES ('restock', $1)")
             .bind(format!("{sku}: customers asked for {requested}"))
-            .execute(&cx.state().db)
+            .execute(cx.state().db.pool())
             .await?;
         tracing::info!(%sku, "purchasing notified");
         Ok(())

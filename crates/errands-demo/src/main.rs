@@ -32,7 +32,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(point) = config.crash_at.clone() {
         crash::arm(point);
     }
-    let db = db::open(&config.database).await?;
+    let (db, store) = db::open(&config.database).await?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     let closing = db.clone();
@@ -56,7 +56,6 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         http,
         alert_webhook,
     };
-    let store = errands::durable::SqliteStore::new(db.clone()).await?;
     let errands = app::errands(Errands::builder(), store, services)
         .job_lease(config.job_lease())
         .drain_timeout(config.drain_timeout())
@@ -75,7 +74,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         errands: errands.clone(),
         ops_token: config.ops_token.as_deref().map(Into::into),
     };
-    tracing::info!(%addr, database = %config.database.display(), "listening on http://{addr}");
+    tracing::info!(%addr, database = %redacted(&config.database), "listening on http://{addr}");
     let summary = errands
         .serve(listener, app::router(state, config.fault_injection))
         .await?;
@@ -105,4 +104,18 @@ fn init_logs(format: LogFormat) {
     // One event per panic: DEBUG for those errands reports (`RUST_LOG=info,panic=debug`
     // shows them), ERROR for any other.
     std::panic::set_hook(errands::logs::panic_hook());
+}
+
+/// The database to log: a file path as it is, a URL without its password.
+fn redacted(database: &str) -> String {
+    match database.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user, host)) => {
+                let user = user.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}@{host}")
+            }
+            None => database.to_owned(),
+        },
+        None => database.to_owned(),
+    }
 }

@@ -58,14 +58,28 @@ async fn seed() -> PathBuf {
     demo.signal("-TERM");
     assert!(demo.finish().await.success());
     let seed = common::new_database();
-    std::fs::copy(demo.database(), &seed).unwrap();
+    copy(demo.database(), &seed);
     seed
+}
+
+/// Copies a SQLite database with its write-ahead log.
+fn copy(from: &Path, to: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let with = |path: &Path| {
+            let mut path = path.as_os_str().to_owned();
+            path.push(suffix);
+            PathBuf::from(path)
+        };
+        if with(from).exists() {
+            std::fs::copy(with(from), with(to)).unwrap();
+        }
+    }
 }
 
 async fn crash_once(seed: &Path, point: &'static str) -> Run {
     let started = Instant::now();
     let database = common::new_database();
-    std::fs::copy(seed, &database).unwrap();
+    copy(seed, &database);
     let armed = [
         "--fault-injection",
         "--crash-at",
@@ -169,7 +183,11 @@ async fn every_crash_point_loses_nothing_strands_nothing_and_reports_every_failu
         let (index, run) = done.expect("a crash run panicked");
         table[index].push(run);
     }
-    let _ = std::fs::remove_file(&*seed);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = seed.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
 
     let mut report = String::from(
         "| crash point | kills | committed | lost | stuck after lease + grace | charged twice | failures unreported | slowest run (s) |\n|---|---|---|---|---|---|---|---|\n",

@@ -120,7 +120,7 @@ pub async fn slow(Query(slow): Query<Slow>) -> &'static str {
 pub async fn outbox(State(state): State<AppState>) -> errands::Result<axum::Json<Value>> {
     let rows: Vec<(i64, String, String, String)> =
         sqlx::query_as("SELECT id, recipient, subject, channel FROM outbox ORDER BY id LIMIT 100")
-            .fetch_all(&state.db)
+            .fetch_all(state.db.pool())
             .await?;
     let rows = rows
         .into_iter()
@@ -135,17 +135,17 @@ pub async fn receive_alert(
     Json(alert): Json<Value>,
 ) -> errands::Result<StatusCode> {
     // One alert per failure: a failure reported again after a crash has the same key.
-    sqlx::query("INSERT INTO alerts (body, key) VALUES (?, ?) ON CONFLICT DO NOTHING")
+    sqlx::query("INSERT INTO alerts (body, key) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(alert.to_string())
         .bind(alert["key"].as_str())
-        .execute(&state.db)
+        .execute(state.db.pool())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn alerts(State(state): State<AppState>) -> errands::Result<axum::Json<Value>> {
     let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM alerts ORDER BY id LIMIT 100")
-        .fetch_all(&state.db)
+        .fetch_all(state.db.pool())
         .await?;
     let alerts = bodies
         .iter()
@@ -157,7 +157,7 @@ pub async fn alerts(State(state): State<AppState>) -> errands::Result<axum::Json
 pub async fn notifications(State(state): State<AppState>) -> errands::Result<axum::Json<Value>> {
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT kind, message FROM notifications ORDER BY id LIMIT 100")
-            .fetch_all(&state.db)
+            .fetch_all(state.db.pool())
             .await?;
     let rows = rows
         .into_iter()

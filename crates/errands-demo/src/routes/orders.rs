@@ -22,7 +22,7 @@ pub struct Product {
 pub async fn products(State(state): State<AppState>) -> errands::Result<Json<Vec<Product>>> {
     let rows: Vec<(String, String, i64, i64)> =
         sqlx::query_as("SELECT sku, name, price_cents, stock FROM products ORDER BY sku")
-            .fetch_all(&state.db)
+            .fetch_all(state.db.pool())
             .await?;
     let products = rows
         .into_iter()
@@ -65,8 +65,8 @@ pub async fn create(
     Json(order): Json<NewOrder>,
 ) -> errands::Result<(StatusCode, Json<Order>)> {
     validate(&order)?;
-    let mut tx = crate::db::write_transaction(&state.db).await?;
-    let user: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = ?")
+    let mut tx = state.db.write().await?;
+    let user: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
         .bind(order.user_id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -74,7 +74,7 @@ pub async fn create(
         return Err(UnknownUser(order.user_id).into());
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO orders (user_id, status, total_cents) VALUES (?, 'placed', 0) RETURNING id",
+        "INSERT INTO orders (user_id, status, total_cents) VALUES ($1, 'placed', 0) RETURNING id",
     )
     .bind(order.user_id)
     .fetch_one(&mut *tx)
@@ -82,7 +82,7 @@ pub async fn create(
     let mut total = 0;
     for item in &order.items {
         let product: Option<(i64, i64)> =
-            sqlx::query_as("SELECT price_cents, stock FROM products WHERE sku = ?")
+            sqlx::query_as("SELECT price_cents, stock FROM products WHERE sku = $1")
                 .bind(&item.sku)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -110,12 +110,12 @@ pub async fn create(
             }
             .into());
         }
-        sqlx::query("UPDATE products SET stock = stock - ? WHERE sku = ?")
+        sqlx::query("UPDATE products SET stock = stock - $1 WHERE sku = $2")
             .bind(item.quantity)
             .bind(&item.sku)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO order_lines (order_id, sku, quantity) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO order_lines (order_id, sku, quantity) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(&item.sku)
             .bind(item.quantity)
@@ -123,7 +123,7 @@ pub async fn create(
             .await?;
         total += price * item.quantity;
     }
-    sqlx::query("UPDATE orders SET total_cents = ? WHERE id = ?")
+    sqlx::query("UPDATE orders SET total_cents = $1 WHERE id = $2")
         .bind(total)
         .bind(id)
         .execute(&mut *tx)
@@ -176,14 +176,14 @@ pub async fn show(
     Path(id): Path<i64>,
 ) -> errands::Result<Json<Order>> {
     let (id, user_id, status, total_cents): (i64, i64, String, i64) =
-        sqlx::query_as("SELECT id, user_id, status, total_cents FROM orders WHERE id = ?")
+        sqlx::query_as("SELECT id, user_id, status, total_cents FROM orders WHERE id = $1")
             .bind(id)
-            .fetch_one(&state.db)
+            .fetch_one(state.db.pool())
             .await?;
     let lines: Vec<(String, i64)> =
-        sqlx::query_as("SELECT sku, quantity FROM order_lines WHERE order_id = ? ORDER BY sku")
+        sqlx::query_as("SELECT sku, quantity FROM order_lines WHERE order_id = $1 ORDER BY sku")
             .bind(id)
-            .fetch_all(&state.db)
+            .fetch_all(state.db.pool())
             .await?;
     let items = lines
         .into_iter()

@@ -42,15 +42,15 @@ pub async fn create(
     Json(payment): Json<NewPayment>,
 ) -> errands::Result<(StatusCode, Json<Payment>)> {
     let processing_ms = payment.processing_ms.min(600_000);
-    let mut tx = crate::db::write_transaction(&state.db).await?;
+    let mut tx = state.db.write().await?;
     // An unknown order is 404 (row not found); a paid order, or one with a payment under
     // way, is 409 `already_paid`.
-    let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = ?")
+    let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
         .bind(order_id)
         .fetch_one(&mut *tx)
         .await?;
     let open: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM payments WHERE order_id = ? AND status IN ('pending', 'succeeded')",
+        "SELECT COUNT(*) FROM payments WHERE order_id = $1 AND status IN ('pending', 'succeeded')",
     )
     .bind(order_id)
     .fetch_one(&mut *tx)
@@ -64,7 +64,7 @@ pub async fn create(
         .into());
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO payments (order_id, status) VALUES (?, 'pending') RETURNING id",
+        "INSERT INTO payments (order_id, status) VALUES ($1, 'pending') RETURNING id",
     )
     .bind(order_id)
     .fetch_one(&mut *tx)
@@ -99,9 +99,9 @@ pub async fn show(
     Path(id): Path<i64>,
 ) -> errands::Result<Json<Payment>> {
     let (id, order_id, status): (i64, i64, String) =
-        sqlx::query_as("SELECT id, order_id, status FROM payments WHERE id = ?")
+        sqlx::query_as("SELECT id, order_id, status FROM payments WHERE id = $1")
             .bind(id)
-            .fetch_one(&state.db)
+            .fetch_one(state.db.pool())
             .await?;
     Ok(Json(Payment {
         id,

@@ -41,8 +41,8 @@ pub async fn create(
     // The user is committed last, once its tasks are scheduled: if scheduling is refused
     // (overloaded, shutting down), nothing is written. A duplicate violates the unique
     // index: 409 conflict, through the sqlx mapping.
-    let mut tx = crate::db::write_transaction(&state.db).await?;
-    let id: i64 = sqlx::query_scalar("INSERT INTO users (email) VALUES (?) RETURNING id")
+    let mut tx = state.db.write().await?;
+    let id: i64 = sqlx::query_scalar("INSERT INTO users (email) VALUES ($1) RETURNING id")
         .bind(&email)
         .fetch_one(&mut *tx)
         .await?;
@@ -71,9 +71,9 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> errands::Result<Json<User>> {
-    let (id, email): (i64, String) = sqlx::query_as("SELECT id, email FROM users WHERE id = ?")
+    let (id, email): (i64, String) = sqlx::query_as("SELECT id, email FROM users WHERE id = $1")
         .bind(id)
-        .fetch_one(&state.db)
+        .fetch_one(state.db.pool())
         .await?;
     Ok(Json(User { id, email }))
 }

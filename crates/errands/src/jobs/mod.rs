@@ -535,12 +535,9 @@ impl<J: Job> JobBuilder<'_, J> {
         self,
         conn: &mut C,
     ) -> Result<Enqueued, EnqueueError> {
-        let store = self.jobs.durable()?.store.backend();
-        if store != C::BACKEND {
-            return Err(EnqueueError::WrongDatabase {
-                store,
-                connection: C::BACKEND,
-            });
+        let (store, connection) = (self.jobs.durable()?.store.backend(), conn.backend());
+        if store != connection {
+            return Err(EnqueueError::WrongDatabase { store, connection });
         }
         let new = self.new_job()?;
         let enqueued = conn.enqueue_job(new).await?;
