@@ -65,6 +65,10 @@ pub struct Config {
     #[arg(long, env = "ERRANDS_DEMO_JOB_LEASE_MS", default_value_t = 30_000)]
     pub job_lease_ms: u64,
 
+    /// How many durable jobs this process runs at once (its share of the queue).
+    #[arg(long, env = "ERRANDS_DEMO_JOB_CONCURRENCY", default_value_t = 16)]
+    pub job_concurrency: usize,
+
     /// With `--fault-injection`: stop at this crash point and wait for SIGKILL (crash tests).
     #[arg(long, requires = "fault_injection", value_parser = clap::builder::PossibleValuesParser::new(crate::crash::POINTS))]
     pub crash_at: Option<String>,

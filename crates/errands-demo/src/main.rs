@@ -58,6 +58,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     };
     let errands = app::errands(Errands::builder(), store, services)
         .job_lease(config.job_lease())
+        .job_queue("default", config.job_concurrency)
         .drain_timeout(config.drain_timeout())
         .shutdown_deadline(config.shutdown_deadline())
         .header_read_timeout(std::time::Duration::from_millis(

@@ -3,6 +3,9 @@
 //! sleeps.
 #![allow(dead_code)]
 
+#[path = "../../../errands/tests/common/postgres.rs"]
+pub mod postgres;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -266,7 +269,10 @@ impl Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
-        if self.database.as_os_str().is_empty() {
+        // Nothing to remove: moved to a restarted process, or a PostgreSQL URL.
+        if self.database.as_os_str().is_empty()
+            || self.database.to_string_lossy().starts_with("postgres")
+        {
             return;
         }
         for suffix in ["", "-wal", "-shm"] {

@@ -14,6 +14,8 @@ pub struct TestDb {
     admin: PgConnectOptions,
     name: String,
     pub options: PgConnectOptions,
+    /// The database's URL, for processes the test starts.
+    pub url: String,
 }
 
 /// A new database, or `None` (with a note) when no server was named.
@@ -42,10 +44,21 @@ pub async fn database(test: &str) -> Option<TestDb> {
         .expect("create the test database");
     conn.close().await.ok();
     let options = admin.clone().database(&name);
+    // The server's URL with the test's database in its path.
+    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+    let server = match base.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)),
+        None => base.to_owned(),
+    };
+    let url = match query {
+        "" => format!("{server}/{name}"),
+        query => format!("{server}/{name}?{query}"),
+    };
     Some(TestDb {
         admin,
         name,
         options,
+        url,
     })
 }
 
