@@ -119,7 +119,12 @@ async fn crash_once(seed: &Path, point: &'static str) -> Run {
         run.stuck = next.try_wait_for(done, GRACE).await.is_none();
     }
     next.signal("-TERM");
-    assert!(next.finish().await.success());
+    let status = next.finish().await;
+    assert!(
+        status.success(),
+        "{point}: the restarted process stopped with {status:?}:\n{}",
+        next.seen.join("\n")
+    );
 
     let payment: Option<String> = sqlx::query_scalar("SELECT status FROM payments WHERE id = 1")
         .fetch_optional(&mut db)

@@ -71,6 +71,8 @@ impl Demo {
             .next()
             .unwrap_or_default()
             .to_owned();
+        // Signals start the shutdown from here on (before, SIGTERM ends the process at once).
+        demo.wait_for("server: accepting connections").await;
         demo
     }
 

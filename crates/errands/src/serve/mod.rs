@@ -72,6 +72,7 @@ impl Errands {
         let _ = self.jobs(); // starts the durable worker, if it has not started
         let signals = Signals::install()?;
         let watcher = tokio::spawn(signals.watch(self.clone()));
+        tracing::info!(target: "errands", "server: accepting connections; SIGTERM or SIGINT starts the shutdown");
         let guard = crate::layer::OuterLayer::new(self.pipeline().clone());
         let stop = CancellationToken::new();
         let server = server::run(self.rt().clone(), listener, app.layer(guard), stop.clone());
