@@ -10,8 +10,17 @@ lost task fails the run. The Rust cells are interleaved, round after round, and 
 ratio is the median of the per-round ratios: cells next to each other in time share the
 machine's drift, which on a shared machine moves a single cell by ±10 %.
 
-Usage: bench/run            the full run; writes bench/RESULTS.md
-       bench/run --smoke    a short run that proves the harness works (used by CI)
+The durable jobs section runs errands' durable jobs and apalis, both on SQLite, each built as
+its own Cargo project under bench/jobs/ (each side has its own lock file and sqlx build) and
+printing one JSON object: enqueues per second from HTTP requests (wrk), jobs per second one at
+a time and batched, pickup latency of an idle worker, and CPU per job. Each binary runs pinned
+to core 0 and pins wrk to core 1; every measure has a fresh SQLite file in WAL mode under
+target/bench-jobs-data/.
+
+Usage: bench/run              the full run; writes bench/RESULTS.md
+       bench/run --smoke      a short run that proves the harness works (used by CI)
+       bench/run --jobs-only  the durable jobs section alone; replaces only that section of
+                              bench/RESULTS.md (or of --output)
 """
 
 import argparse
@@ -51,6 +60,10 @@ def setup(profile):
         sh(sys.executable, "-m", "venv", str(VENV))
     sh(str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
        "-r", str(BENCH / "python" / "requirements.txt"))
+    ensure_wrk()
+
+
+def ensure_wrk():
     if shutil.which("wrk") is None:
         sh("apt-get", "update", "-qq")
         sh("apt-get", "install", "-y", "-qq", "wrk")
@@ -254,6 +267,175 @@ def report(results, args, elapsed):
     return "\n".join(lines), lost
 
 
+# ---- Durable jobs: errands vs apalis, both on SQLite ----------------------------------------
+
+JOBS = ["errands", "apalis"]
+JOBS_BEGIN, JOBS_END = "<!-- durable-jobs:begin -->", "<!-- durable-jobs:end -->"
+
+
+def jobs_target_dir(system):
+    return ROOT / "target" / f"bench-jobs-{system}"
+
+
+def jobs_setup(profile):
+    """Builds each side in its own target directory: two Cargo projects, two lock files."""
+    for system in JOBS:
+        manifest = BENCH / "jobs" / system / "Cargo.toml"
+        build = ["cargo", "build", "--manifest-path", str(manifest)]
+        # errands' side follows the library's own dependencies, which change with it: its lock
+        # file may gain them here. apalis' side is pinned.
+        if system != "errands":
+            build.insert(2, "--locked")
+        if profile == "release":
+            build.append("--release")
+        began = time.monotonic()
+        sh(*build, env={**os.environ, "CARGO_TARGET_DIR": str(jobs_target_dir(system))})
+        print(f"  built {system} ({profile}) in {time.monotonic() - began:.0f} s", flush=True)
+    ensure_wrk()
+
+
+def jobs_cell(system, profile, args):
+    binary = jobs_target_dir(system) / profile / f"bench-jobs-{system}"
+    data = ROOT / "target" / "bench-jobs-data" / system
+    shutil.rmtree(data, ignore_errors=True)
+    cmd = ["taskset", "-c", "0", str(binary), "--dir", str(data), "--jobs", str(args.job_count),
+           "--synchronous", args.synchronous, "--wrk-seconds", str(args.seconds),
+           "--wrk-warmup", str(args.warmup), "--wrk-connections", "64", "--wrk-cpu", "1",
+           "--rate", str(args.pickup_rate), "--latency-seconds", str(args.pickup_seconds)]
+    print("+", " ".join(cmd), flush=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=3600).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    shutil.rmtree(data, ignore_errors=True)
+    print(f"  {system:<8} enqueue {result['enqueue']['ok_per_s']:>8.0f}/s"
+          f"  one-at-a-time {result['one_at_a_time']['jobs_per_s']:>7.0f} jobs/s"
+          f"  batched {result['batched']['jobs_per_s']:>7.0f} jobs/s"
+          f"  pickup p50 {result['pickup']['p50_ms']:.2f} ms p99 {result['pickup']['p99_ms']:.2f} ms"
+          f"  cpu {result['one_at_a_time']['cpu_us_per_job']:.0f} / {result['batched']['cpu_us_per_job']:.0f} us/job",
+          flush=True)
+    return result
+
+
+# (label, path into the JSON, higher is better, format)
+JOB_ROWS = [
+    ("enqueue from requests /s", ("enqueue", "ok_per_s"), True, "{:.0f}"),
+    ("one-at-a-time jobs/s", ("one_at_a_time", "jobs_per_s"), True, "{:.0f}"),
+    ("batched jobs/s", ("batched", "jobs_per_s"), True, "{:.0f}"),
+    ("pickup p50 ms", ("pickup", "p50_ms"), False, "{:.2f}"),
+    ("pickup p99 ms", ("pickup", "p99_ms"), False, "{:.2f}"),
+    ("CPU µs/job, one at a time", ("one_at_a_time", "cpu_us_per_job"), False, "{:.0f}"),
+    ("CPU µs/job, batched", ("batched", "cpu_us_per_job"), False, "{:.0f}"),
+]
+
+
+def locked_version(system, package):
+    lock = (BENCH / "jobs" / system / "Cargo.lock").read_text()
+    found = re.search(rf'name = "{re.escape(package)}"\nversion = "([^"]+)"', lock)
+    return found.group(1) if found else "?"
+
+
+def jobs_value(results, system, path):
+    """The median over the rounds."""
+    return statistics.median(r[path[0]][path[1]] for r in results[system])
+
+
+def jobs_report(results, args, elapsed):
+    profile = "debug" if args.smoke else "release"
+    flags = " --smoke" if args.smoke else ""
+    flags += " --jobs-only" if args.jobs_only else ""
+    lines = [JOBS_BEGIN, "## Durable jobs: errands vs apalis, on SQLite", ""]
+    lines += [f"Command: `bench/run{flags}` ({args.job_rounds} round(s); {profile} build). Versions:"
+              f" apalis {locked_version('apalis', 'apalis')}, apalis-sqlite"
+              f" {locked_version('apalis', 'apalis-sqlite')} with sqlx {locked_version('apalis', 'sqlx')};"
+              f" errands with sqlx {locked_version('errands', 'sqlx')}; SQLite bundled by libsqlite3-sys"
+              f" {locked_version('errands', 'libsqlite3-sys')} / {locked_version('apalis', 'libsqlite3-sys')}.", "",
+              f"Machine: {machine()}. Time for this section: {elapsed / 60:.1f} min.", "",
+              "Each side is one process (bench/jobs/errands, bench/jobs/apalis) pinned to core 0,"
+              " a tokio runtime of one worker thread; every measure has a fresh SQLite file in WAL"
+              f" mode with `synchronous = {args.synchronous.upper()}`, through a pool of sqlx's default"
+              " size. The job is trivial (it counts itself and records its pickup latency), so the"
+              " queue's machinery is what is measured.", "",
+              f"- **enqueue from requests**: an axum handler enqueues one job per POST; wrk on core 1,"
+              f" 64 connections, {args.warmup} s warm-up then {args.seconds} s; 2xx responses per second."
+              " No worker drains: errands' worker runs with the only slot of its queue held by a job"
+              " that never ends (`job_queue(\"default\", 1)`); apalis runs no worker. errands' handler"
+              " sits behind `errands.layer()` and is served by `Errands::serve`; apalis' by `axum::serve`.",
+              f"- **one-at-a-time / batched**: {args.job_count:,} jobs stored before the worker starts;"
+              " jobs per second from the worker's start until the last one ran. One at a time:"
+              " errands `job_queue(\"default\", 1)` (each claim takes one job); apalis `batch_size(1)`"
+              " and `concurrency(1)`. Batched: errands' default concurrency of 16 (claims of up to 16);"
+              " apalis `batch_size(16)` and `concurrency(16)`.",
+              f"- **pickup**: an idle worker; {args.pickup_rate} jobs/s enqueued one at a time for"
+              f" {args.pickup_seconds} s; each job's start minus the enqueue time carried in its"
+              " arguments. errands' enqueue wakes its worker in process (and it polls every second);"
+              " apalis runs its event-driven storage (SQLite's update hook on its pool wakes the"
+              " worker; also an interval of one second).",
+              "- **CPU per job**: user + system CPU of the whole process during the one-at-a-time and"
+              " the batched drain (getrusage), divided by the jobs run.",
+              "- apalis' own `setup()` creates each database (its migrations, WAL, `PRAGMA optimize`);"
+              " its per-connection pragmas, among them `synchronous = OFF`, stay with the connection"
+              " it ran on, which is closed, so that both sides write with the same settings.", ""]
+    lines += ["| measure | errands | apalis | errands ÷ apalis | ahead |", "|---|---:|---:|---:|---|"]
+    for label, path, higher, fmt in JOB_ROWS:
+        if not all(results.get(s) for s in JOBS):
+            break
+        e, a = jobs_value(results, "errands", path), jobs_value(results, "apalis", path)
+        ratio = e / a if a else float("nan")
+        ahead = "errands" if (e > a) == higher else "apalis"
+        if abs(ratio - 1) < 0.03:
+            ahead = "even (within 3 %)"
+        lines.append(f"| {label} | {fmt.format(e)} | {fmt.format(a)} | {ratio:.2f}× | {ahead} |")
+    lines += ["", "apalis' drain rates depend on how many jobs its table holds, so on the job count above:"
+              " apalis-sqlite's acknowledgement (`UPDATE Jobs … FROM` a CTE over `json_each(?)`"
+              " `WHERE Jobs.lock_by = ?`) is planned as a walk over every job the worker has locked"
+              " so far, done ones included, re-reading the batch's JSON for each, and its lock"
+              " statement walks the claimable jobs; in a profile, SQLite's JSON functions take most of"
+              " its CPU. errands' claim and completion statements use its partial index and the"
+              " primary key, at a cost that does not grow with the table.", ""]
+    if results.get("errands"):
+        one = jobs_value(results, "errands", ("one_at_a_time", "jobs_per_s"))
+        enq = jobs_value(results, "errands", ("enqueue", "ok_per_s"))
+        lines += ["Targets for errands:", "",
+                  "| target | errands | met |", "|---|---:|---|",
+                  f"| ≥ 3,000 jobs/s one at a time | {one:.0f} | {'yes' if one >= 3000 else 'no'} |",
+                  f"| ≥ 10,000 enqueues/s from requests | {enq:.0f} | {'yes' if enq >= 10000 else 'no'} |", ""]
+    lines.append("Checks, per round:")
+    lines.append("")
+    for system in JOBS:
+        for r in results.get(system, []):
+            lines.append(f"- {system}: {r['enqueue']['ok']:.0f} enqueue responses 2xx and"
+                         f" {r['enqueue']['errors']:.0f} errors, {r['enqueue']['stored']} jobs stored"
+                         f" (warm-up included); every drained job recorded done in the store"
+                         f" {r['one_at_a_time']['recorded_s'] - r['one_at_a_time']['seconds']:.3f} s /"
+                         f" {r['batched']['recorded_s'] - r['batched']['seconds']:.3f} s after the last"
+                         f" one ran (one at a time / batched); pickup max {r['pickup']['max_ms']:.2f} ms.")
+    lines += ["", JOBS_END, ""]
+    return "\n".join(lines)
+
+
+def run_jobs(args):
+    """Builds and runs both sides, round after round, alternating who goes first."""
+    began = time.monotonic()
+    profile = "debug" if args.smoke else "release"
+    jobs_setup(profile)
+    results = {}
+    for round_ in range(args.job_rounds):
+        print(f"durable jobs, round {round_ + 1} of {args.job_rounds}", flush=True)
+        for system in (JOBS if round_ % 2 == 0 else list(reversed(JOBS))):
+            results.setdefault(system, []).append(jobs_cell(system, profile, args))
+    raw = ROOT / "target" / "bench-jobs-results.json"
+    raw.write_text(json.dumps(results, indent=1))
+    print(f"raw results written to {raw}", flush=True)
+    return jobs_report(results, args, time.monotonic() - began)
+
+
+def replace_jobs_section(text, section):
+    """`text` with its durable jobs section replaced by `section` (appended if it has none)."""
+    begin, end = text.find(JOBS_BEGIN), text.find(JOBS_END)
+    if begin >= 0 and end > begin:
+        return text[:begin] + section.rstrip("\n") + text[end + len(JOBS_END):]
+    return text.rstrip("\n") + "\n\n" + section
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="a short run on the debug build (CI)")
@@ -263,12 +445,34 @@ def main():
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--servers", default=",".join(RUST + PYTHON),
                         help="comma-separated subset of: " + ", ".join(RUST + PYTHON))
+    parser.add_argument("--jobs-only", action="store_true",
+                        help="only the durable jobs section; replaces that section of the output")
+    parser.add_argument("--no-jobs", action="store_true", help="skip the durable jobs section")
+    parser.add_argument("--job-count", type=int, default=None,
+                        help="jobs stored before each drain (default 20000; 300 with --smoke)")
+    parser.add_argument("--job-rounds", type=int, default=1)
+    parser.add_argument("--pickup-rate", type=int, default=None, help="jobs/s (default 200)")
+    parser.add_argument("--pickup-seconds", type=int, default=None, help="default 5")
+    parser.add_argument("--synchronous", default="normal", choices=["off", "normal", "full"],
+                        help="SQLite's synchronous setting for both job systems")
     args = parser.parse_args()
     args.rounds = args.rounds or (1 if args.smoke else 5)
     args.seconds = args.seconds or (1 if args.smoke else 10)
     args.warmup = args.warmup or (1 if args.smoke else 3)
+    args.job_count = args.job_count or (300 if args.smoke else 20_000)
+    args.pickup_rate = args.pickup_rate or (100 if args.smoke else 200)
+    args.pickup_seconds = args.pickup_seconds or (1 if args.smoke else 5)
     output = args.output or (ROOT / "target" / "bench-smoke.md" if args.smoke else BENCH / "RESULTS.md")
     profile = "debug" if args.smoke else "release"
+
+    if args.jobs_only:
+        section = run_jobs(args)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        previous = output.read_text() if output.exists() else "# Benchmark results\n"
+        output.write_text(replace_jobs_section(previous, section))
+        print(section)
+        print(f"written to {output}")
+        return
 
     began = time.monotonic()
     setup(profile)
@@ -285,6 +489,8 @@ def main():
                 results.setdefault((server, path), []).append(
                     cell(server, method, path, profile, args.warmup, args.seconds))
     text, lost = report(results, args, time.monotonic() - began)
+    if not args.no_jobs:
+        text = text.rstrip("\n") + "\n\n" + run_jobs(args)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     print(text)
