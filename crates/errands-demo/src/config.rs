@@ -73,6 +73,11 @@ pub struct Config {
     #[arg(long, requires = "fault_injection", value_parser = clap::builder::PossibleValuesParser::new(crate::crash::POINTS))]
     pub crash_at: Option<String>,
 
+    /// With `--crash-at`: stop only if this file does not exist yet, creating it (for several
+    /// processes on one database: the first to reach the point stops, the others pass).
+    #[arg(long, requires = "crash_at")]
+    pub crash_once: Option<std::path::PathBuf>,
+
     /// Log format.
     #[arg(long, env = "ERRANDS_DEMO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -7,6 +7,7 @@
 //! provider called) and `completion_write` (the payment written, not committed); errands
 //! adds `release`, `completion_write` and `report_write` (see `errands::faults`).
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use axum::body::Body;
@@ -27,22 +28,39 @@ pub const POINTS: [&str; 7] = [
 
 static AT: OnceLock<String> = OnceLock::new();
 
-/// Stops the process at `at` from now on.
-pub fn arm(at: String) {
+/// With several processes armed on one database: a file that the first process to reach the
+/// point creates; the others, finding it, pass (so that the survivors of the kill finish).
+static ONCE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Stops the process at `at` from now on; with `once`, only if no process stopped there yet.
+pub fn arm(at: String, once: Option<PathBuf>) {
     let _ = AT.set(at);
+    if let Some(once) = once {
+        let _ = ONCE.set(once);
+    }
     errands::faults::install(point);
 }
 
 /// Passes the point `name`: stops here if it is the one armed.
 pub fn point(name: &'static str) {
-    if AT.get().is_some_and(|at| at == name) {
-        tracing::warn!(
-            crash_point = name,
-            "crash point reached: waiting for SIGKILL"
-        );
-        loop {
-            std::thread::park();
+    if AT.get().is_none_or(|at| at != name) {
+        return;
+    }
+    if let Some(once) = ONCE.get() {
+        let first = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(once);
+        if first.is_err() {
+            return; // another process stopped here first
         }
+    }
+    tracing::warn!(
+        crash_point = name,
+        "crash point reached: waiting for SIGKILL"
+    );
+    loop {
+        std::thread::park();
     }
 }
 

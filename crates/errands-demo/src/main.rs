@@ -30,7 +30,7 @@ async fn main() -> ExitCode {
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(point) = config.crash_at.clone() {
-        crash::arm(point);
+        crash::arm(point, config.crash_once.clone());
     }
     let (db, store) = db::open(&config.database).await?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;

@@ -84,10 +84,19 @@ impl Demo {
 
     /// Waits up to `patience` for the next log line containing `needle`.
     pub async fn try_wait_for(&mut self, needle: &str, patience: Duration) -> Option<String> {
+        self.try_wait_for_all(&[needle], patience).await
+    }
+
+    /// Waits up to `patience` for the next log line containing every needle.
+    pub async fn try_wait_for_all(
+        &mut self,
+        needles: &[&str],
+        patience: Duration,
+    ) -> Option<String> {
         tokio::time::timeout(patience, async {
             while let Some(line) = self.lines.recv().await {
                 self.seen.push(line.clone());
-                if line.contains(needle) {
+                if needles.iter().all(|n| line.contains(n)) {
                     return Some(line);
                 }
             }

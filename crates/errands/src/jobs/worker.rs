@@ -465,11 +465,14 @@ async fn deliver_owed_reports(durable: &Durable, rt: &Runtime) {
         });
         report.chain = status.last_error.into_iter().map(ErrorLink::text).collect();
         rt.report(report);
-        if skipped {
+        let recorded = if skipped {
             crate::faults::point("report_write");
-            let _ = durable.store.reported(status.id).await;
+            durable.store.reported(status.id).await
         } else {
-            let _ = failed(durable, failure).await;
+            failed(durable, failure).await
+        };
+        if recorded.is_ok() {
+            tracing::info!(target: "errands", job_id = status.id.0, kind = %status.kind, "a report left owed by a stopped process was delivered");
         }
     }
 }
