@@ -220,6 +220,11 @@ fn ids(mut ids: Vec<i64>) -> Vec<JobId> {
 
 impl Store for PgStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        if job.unique_key.is_none() {
+            // One statement, committed on its own: no duplicate to look for.
+            let mut conn = self.pool.acquire().await.map_err(database)?;
+            return PgStore::enqueue_in(&mut conn, job).await;
+        }
         let mut tx = self.pool.begin().await.map_err(database)?;
         let enqueued = PgStore::enqueue_in(&mut tx, job).await?;
         tx.commit().await.map_err(database)?;
