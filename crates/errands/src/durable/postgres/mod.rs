@@ -11,6 +11,9 @@
 //! more than one process — rescuing expired leases, releasing dead processes' held jobs,
 //! pruning — runs under a transaction-scoped advisory lock: a process that finds it taken
 //! skips its turn.
+//!
+//! Connections: the store uses the pool it is given, plus one connection per process of its
+//! own, for `LISTEN` (reopened after a second when it is lost, the worker polling meanwhile).
 
 use std::time::{Duration, SystemTime};
 
