@@ -154,7 +154,7 @@ mod any {
     use sqlx::{AnyConnection, AssertSqlSafe};
 
     use super::super::millis;
-    use super::super::state::{JobId, JobState};
+    use super::super::state::JobId;
     use super::super::store::{Enqueued, NewJob, StoreError};
     use super::JobConnection;
 
@@ -178,13 +178,7 @@ mod any {
         jobs: &str,
         job: NewJob,
     ) -> Result<Enqueued, StoreError> {
-        let args = serde_json::to_string(&job.args).map_err(StoreError::Encode)?;
-        let fields = serde_json::to_string(&job.fields).map_err(StoreError::Encode)?;
-        let state = if job.held {
-            JobState::Held
-        } else {
-            JobState::Available
-        };
+        let (args, fields, state) = job.encoded()?;
         let insert = format!(
             "INSERT INTO {jobs} (kind, queue, args, state, max_attempts, run_at, unique_key, \
              request_id, owner, fields, created_at) \

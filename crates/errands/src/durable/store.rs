@@ -82,6 +82,20 @@ impl NewJob {
         self.unique_key = Some(key.into());
         self
     }
+
+    /// What a store writes of it besides its plain columns: the arguments and the fields as
+    /// JSON text, and the state it starts in.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn encoded(&self) -> Result<(String, String, JobState), StoreError> {
+        let args = serde_json::to_string(&self.args).map_err(StoreError::Encode)?;
+        let fields = serde_json::to_string(&self.fields).map_err(StoreError::Encode)?;
+        let state = if self.held {
+            JobState::Held
+        } else {
+            JobState::Available
+        };
+        Ok((args, fields, state))
+    }
 }
 
 /// What an enqueue did.

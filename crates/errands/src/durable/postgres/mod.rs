@@ -78,13 +78,7 @@ impl PgStore {
     ///
     /// As for [`Store::enqueue`]; the caller's transaction is left to the caller.
     pub async fn enqueue_in(conn: &mut PgConnection, job: NewJob) -> Result<Enqueued, StoreError> {
-        let args = serde_json::to_string(&job.args).map_err(StoreError::Encode)?;
-        let fields = serde_json::to_string(&job.fields).map_err(StoreError::Encode)?;
-        let state = if job.held {
-            JobState::Held
-        } else {
-            JobState::Available
-        };
+        let (args, fields, state) = job.encoded()?;
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO errands.jobs (kind, queue, args, state, max_attempts, run_at, \
              unique_key, request_id, owner, fields, created_at) \

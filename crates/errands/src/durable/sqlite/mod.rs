@@ -76,13 +76,7 @@ impl SqliteStore {
         conn: &mut SqliteConnection,
         job: NewJob,
     ) -> Result<Enqueued, StoreError> {
-        let args = serde_json::to_string(&job.args).map_err(StoreError::Encode)?;
-        let fields = serde_json::to_string(&job.fields).map_err(StoreError::Encode)?;
-        let state = if job.held {
-            JobState::Held
-        } else {
-            JobState::Available
-        };
+        let (args, fields, state) = job.encoded()?;
         let inserted = sqlx::query(
             "INSERT INTO errands_jobs (kind, queue, args, state, max_attempts, run_at, \
              unique_key, request_id, owner, fields, created_at) \
