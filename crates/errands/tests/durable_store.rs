@@ -272,6 +272,21 @@ async fn held_jobs_of_a_process_that_died_are_released_when_its_heartbeat_ran_ou
     assert_eq!(ids, [orphan, kept, never_beat]);
 }
 
+async fn concurrent_enqueues_are_all_stored_once(store: &impl Store) {
+    let enqueues = (0..200).map(|n| store.enqueue(NewJob::new("a", json!({"n": n}))));
+    let ids: Vec<_> = futures_util::future::join_all(enqueues)
+        .await
+        .into_iter()
+        .map(|enqueued| enqueued.unwrap().id())
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), 200);
+    assert_eq!(
+        store.counts().await.unwrap(),
+        [(JobState::Available, 200)]
+    );
+}
+
 async fn jobs_are_counted_by_state(store: &impl Store) {
     assert!(store.counts().await.unwrap().is_empty());
     store.enqueue(job("a")).await.unwrap();
@@ -422,6 +437,7 @@ macro_rules! every_check {
             held_jobs_wait_for_their_release_or_are_skipped,
             held_jobs_of_a_process_that_died_are_released_when_its_heartbeat_ran_out,
             jobs_are_counted_by_state,
+            concurrent_enqueues_are_all_stored_once,
             shutdown_requeues_running_jobs_without_counting_the_attempt,
             unique_keys_return_the_live_duplicate,
             queues_are_claimed_apart,

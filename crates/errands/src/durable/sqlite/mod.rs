@@ -16,6 +16,10 @@ use std::time::{Duration, SystemTime};
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{Connection, Row};
 
+mod writer;
+
+use writer::Writer;
+
 use super::state::{JobId, JobState, JobStatus};
 use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
 use super::{bounded, count, counts, json, millis};
@@ -46,10 +50,13 @@ const COMPLETE: &str = "UPDATE errands_jobs SET state = 'succeeded', lease_until
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: Writer,
 }
 
 impl SqliteStore {
-    /// A store on `pool`, whose tables are created or upgraded first.
+    /// A store on `pool`, whose tables are created or upgraded first. Its enqueues go through
+    /// one writer task on the current tokio runtime, which commits those that wait together in
+    /// one transaction.
     ///
     /// # Errors
     ///
@@ -58,7 +65,8 @@ impl SqliteStore {
         let mut conn = pool.acquire().await.map_err(database)?;
         migrate(&mut conn).await?;
         drop(conn);
-        Ok(SqliteStore { pool })
+        let writer = Writer::start(pool.clone());
+        Ok(SqliteStore { pool, writer })
     }
 
     /// The pool the store uses.
@@ -196,15 +204,7 @@ fn complete<'q>(id: JobId, token: i64) -> Update<'q> {
 
 impl Store for SqliteStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(database)?;
-        if job.unique_key.is_none() {
-            // One statement, committed on its own: no duplicate to look for.
-            return SqliteStore::enqueue_in(&mut conn, job).await;
-        }
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(database)?;
-        let enqueued = SqliteStore::enqueue_in(&mut tx, job).await?;
-        tx.commit().await.map_err(database)?;
-        Ok(enqueued)
+        self.writer.enqueue(job).await
     }
 
     async fn release(&self, id: JobId) -> Result<bool, StoreError> {
