@@ -281,10 +281,7 @@ async fn concurrent_enqueues_are_all_stored_once(store: &impl Store) {
         .collect();
     let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
     assert_eq!(distinct.len(), 200);
-    assert_eq!(
-        store.counts().await.unwrap(),
-        [(JobState::Available, 200)]
-    );
+    assert_eq!(store.counts().await.unwrap(), [(JobState::Available, 200)]);
 }
 
 async fn jobs_are_counted_by_state(store: &impl Store) {

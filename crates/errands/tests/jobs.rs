@@ -107,6 +107,21 @@ impl Job for Hangs {
     }
 }
 
+/// Like `Hangs`, but stopped when the drain ends rather than at the deadline.
+#[derive(Serialize, Deserialize)]
+struct HangsUnshielded;
+
+impl Job for HangsUnshielded {
+    const NAME: &'static str = "hangs_unshielded";
+    const SHIELD: bool = false;
+    type State = Signals;
+
+    async fn run(self, cx: JobContext<Signals>) -> Result<(), BoxError> {
+        let _ = cx.state().0.send("started".to_owned());
+        std::future::pending().await
+    }
+}
+
 /// The same stored name as `Hangs`, finishing at once: the code after a deploy.
 #[derive(Serialize, Deserialize)]
 struct Finishes;
@@ -161,6 +176,7 @@ fn runtime(
         .job::<Greet>(signals.clone())
         .job::<Flaky>(signals.clone())
         .job::<Stuck>(signals.clone())
+        .job::<HangsUnshielded>(signals.clone())
         .job::<Hangs>(signals)
         .build();
     (errands, rx)
@@ -988,4 +1004,18 @@ async fn finished_jobs_are_pruned_after_their_retention() {
         store.status(done).await,
         Err(errands::durable::StoreError::NotFound(_))
     ));
+}
+
+#[tokio::test]
+async fn an_unshielded_job_is_stopped_at_the_drain_and_goes_back() {
+    let (store, _path) = store().await;
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let id = errands.jobs().enqueue(HangsUnshielded).await.unwrap();
+    assert_eq!(next(&mut ran).await, "started");
+    let summary = errands.shutdown().await;
+    assert_eq!((summary.cancelled, summary.aborted), (1, 0), "{summary:?}");
+    assert!(!summary.lost_work(), "{summary:?}");
+    let status = store.status(id).await.unwrap();
+    assert_eq!((status.state, status.attempt), (JobState::Available, 0));
 }

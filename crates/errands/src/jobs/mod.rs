@@ -86,6 +86,11 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
         RetryPolicy::exponential(Duration::from_secs(1)).max_attempts(3)
     }
 
+    /// Whether an attempt runs on through shutdown until the shutdown deadline (`true`, the
+    /// default), or is stopped when the drain ends, like an unshielded task. Either way a job
+    /// stopped by shutdown goes back to `available`, and the next process runs it.
+    const SHIELD: bool = true;
+
     /// The longest one attempt may run (default: no limit); past it, the attempt failed.
     fn timeout() -> Option<Duration> {
         None

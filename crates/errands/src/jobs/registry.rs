@@ -15,6 +15,9 @@ pub(crate) trait Runner: Send + Sync {
     /// The type's retry policy.
     fn policy(&self) -> RetryPolicy;
 
+    /// Whether the type's attempts are shielded.
+    fn shield(&self) -> bool;
+
     /// The type's limit on one attempt.
     fn timeout(&self) -> Option<std::time::Duration>;
 
@@ -42,6 +45,10 @@ struct Entry {
 impl<J: Job> Runner for Typed<J> {
     fn policy(&self) -> RetryPolicy {
         J::retry_policy()
+    }
+
+    fn shield(&self) -> bool {
+        J::SHIELD
     }
 
     fn timeout(&self) -> Option<std::time::Duration> {

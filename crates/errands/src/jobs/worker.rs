@@ -184,11 +184,12 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
     let scheduled = {
         let (attempt_durable, reported_durable) = (durable.clone(), durable.clone());
         let stopping = rt.clone();
-        Tasks::for_runtime(rt)
-            .immediate()
-            .name(job.kind.clone())
-            .shield()
-            .field("job_id", id.0)
+        let tasks = Tasks::for_runtime(rt);
+        let mut task = tasks.immediate().name(job.kind.clone());
+        if runner.as_ref().is_none_or(|runner| runner.shield()) {
+            task = task.shield();
+        }
+        task.field("job_id", id.0)
             .with_fields(stored_fields(&job.fields))
             .attempt(attempt_no)
             .report_key(failure.key())

@@ -3,8 +3,8 @@
 //! (up to [`BATCH`]) and commits them in one transaction, so under load one commit — one
 //! write of the log — serves many jobs; alone, an enqueue is its own transaction as before.
 
-use sqlx::sqlite::SqlitePool;
 use sqlx::Connection;
+use sqlx::sqlite::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{SqliteStore, database};
