@@ -17,10 +17,19 @@ a time and batched, pickup latency of an idle worker, and CPU per job. Each bina
 to core 0 and pins wrk to core 1; every measure has a fresh SQLite file in WAL mode under
 target/bench-jobs-data/.
 
+Its PostgreSQL part runs errands' PostgreSQL store, apalis-postgres and River's Rust client
+(riverqueue) the same way, each its own Cargo project too (bench/jobs/errands-postgres,
+bench/jobs/apalis-postgres, bench/jobs/riverqueue, sharing bench/jobs/shared/postgres.rs),
+against the PostgreSQL server at --postgres-url (default: 127.0.0.1:5432, user postgres, a
+superuser). Every measure has its own database, created for it and dropped after it; the
+binaries also take the server's side: its CPU, WAL bytes and dead tuples per job. The smoke
+run leaves it out (its three debug builds take minutes) unless given --postgres.
+
 Usage: bench/run              the full run; writes bench/RESULTS.md
        bench/run --smoke      a short run that proves the harness works (used by CI)
        bench/run --jobs-only  the durable jobs section alone; replaces only that section of
                               bench/RESULTS.md (or of --output)
+       --no-postgres          leaves out the durable jobs' PostgreSQL part
 """
 
 import argparse
@@ -30,6 +39,7 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -277,14 +287,14 @@ def jobs_target_dir(system):
     return ROOT / "target" / f"bench-jobs-{system}"
 
 
-def jobs_setup(profile):
-    """Builds each side in its own target directory: two Cargo projects, two lock files."""
-    for system in JOBS:
+def jobs_setup(profile, systems):
+    """Builds each side in its own target directory: one Cargo project, one lock file each."""
+    for system in systems:
         manifest = BENCH / "jobs" / system / "Cargo.toml"
         build = ["cargo", "build", "--manifest-path", str(manifest)]
-        # errands' side follows the library's own dependencies, which change with it: its lock
-        # file may gain them here. apalis' side is pinned.
-        if system != "errands":
+        # errands' sides follow the library's own dependencies, which change with it: their
+        # lock files may gain them here. The peers' sides are pinned.
+        if not system.startswith("errands"):
             build.insert(2, "--locked")
         if profile == "release":
             build.append("--release")
@@ -412,20 +422,233 @@ def jobs_report(results, args, elapsed):
     return "\n".join(lines)
 
 
+# ---- Durable jobs on PostgreSQL: errands vs apalis vs riverqueue ---------------------------
+
+PG_JOBS = ["errands-postgres", "apalis-postgres", "riverqueue"]
+PG_NAMES = {"errands-postgres": "errands", "apalis-postgres": "apalis", "riverqueue": "riverqueue"}
+
+
+def postgres_reachable(url):
+    found = re.match(r"postgres(?:ql)?://(?:[^@/]*@)?([^:/]+)(?::(\d+))?", url)
+    host, port = (found.group(1), int(found.group(2) or 5432)) if found else ("127.0.0.1", 5432)
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as error:
+        raise SystemExit(f"PostgreSQL does not answer at {host}:{port} ({error}): start it, or"
+                         " leave the PostgreSQL part out with --no-postgres")
+
+
+def pg_cell(system, profile, args):
+    binary = jobs_target_dir(system) / profile / f"bench-jobs-{system}"
+    cmd = ["taskset", "-c", "0", str(binary), "--server", args.postgres_url,
+           "--jobs", str(args.job_count), "--wrk-seconds", str(args.seconds),
+           "--wrk-warmup", str(args.warmup), "--wrk-connections", "64", "--wrk-cpu", "1",
+           "--rate", str(args.pickup_rate), "--latency-seconds", str(args.pickup_seconds)]
+    print("+", " ".join(cmd), flush=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=3600).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    print(f"  {PG_NAMES[system]:<10} enqueue {result['enqueue']['ok_per_s']:>8.0f}/s"
+          f"  one-at-a-time {result['one_at_a_time']['jobs_per_s']:>7.0f} jobs/s"
+          f"  batched {result['batched']['jobs_per_s']:>7.0f} jobs/s"
+          f"  pickup p50 {result['pickup']['p50_ms']:.2f} ms p99 {result['pickup']['p99_ms']:.2f} ms"
+          f"  cpu {result['one_at_a_time']['cpu_us_per_job']:.0f} / {result['batched']['cpu_us_per_job']:.0f} us/job"
+          f"  postgres cpu {result['one_at_a_time']['pg']['db_cpu_us_per_job']:.0f} /"
+          f" {result['batched']['pg']['db_cpu_us_per_job']:.0f} us/job"
+          f"  wal {result['batched']['pg']['wal_record_bytes_per_job']:.0f} B/job"
+          f"  dead {result['batched']['tables']['dead_tuples_per_job']:.2f}/job", flush=True)
+    return result
+
+
+# (label, path into the JSON, higher is better, format)
+PG_ROWS = [
+    ("enqueue from requests /s", ("enqueue", "ok_per_s"), True, "{:.0f}"),
+    ("one-at-a-time jobs/s", ("one_at_a_time", "jobs_per_s"), True, "{:.0f}"),
+    ("batched jobs/s", ("batched", "jobs_per_s"), True, "{:.0f}"),
+    ("pickup p50 ms", ("pickup", "p50_ms"), False, "{:.2f}"),
+    ("pickup p99 ms", ("pickup", "p99_ms"), False, "{:.2f}"),
+    ("process CPU µs/job, one at a time", ("one_at_a_time", "cpu_us_per_job"), False, "{:.0f}"),
+    ("process CPU µs/job, batched", ("batched", "cpu_us_per_job"), False, "{:.0f}"),
+    ("PostgreSQL CPU µs/enqueue, from requests", ("enqueue", "pg", "db_cpu_us_per_job"), False, "{:.0f}"),
+    ("PostgreSQL CPU µs/job, one at a time", ("one_at_a_time", "pg", "db_cpu_us_per_job"), False, "{:.0f}"),
+    ("PostgreSQL CPU µs/job, batched", ("batched", "pg", "db_cpu_us_per_job"), False, "{:.0f}"),
+    ("WAL bytes/job, storing the batch", ("batched", "store", "wal_record_bytes_per_job"), False, "{:.0f}"),
+    ("WAL bytes/job, batched drain", ("batched", "pg", "wal_record_bytes_per_job"), False, "{:.0f}"),
+    ("WAL bytes/job, steady enqueue + run", ("pickup", "pg", "wal_record_bytes_per_job"), False, "{:.0f}"),
+    ("WAL bytes/job, batched drain, LSN difference", ("batched", "pg", "wal_bytes_per_job"), False, "{:.0f}"),
+    ("WAL bytes/job, steady, LSN difference", ("pickup", "pg", "wal_bytes_per_job"), False, "{:.0f}"),
+    ("dead tuples/job after the batched drain", ("batched", "tables", "dead_tuples_per_job"), False, "{:.2f}"),
+    ("dead tuples/job after the steady run", ("pickup", "tables", "dead_tuples_per_job"), False, "{:.2f}"),
+]
+
+
+def pg_value(results, system, path):
+    """The median over the rounds."""
+    def one(r):
+        for key in path:
+            r = r[key]
+        return r
+    return statistics.median(one(r) for r in results[system])
+
+
+def pg_report(results, args, elapsed):
+    profile = "debug" if args.smoke else "release"
+    flags = " --smoke --postgres" if args.smoke else ""
+    flags += " --jobs-only" if args.jobs_only else ""
+    any_result = next(iter(results.values()))[0]
+    settings = ", ".join(f"{k} = {v}" for k, v in any_result.get("postgres_settings", {}).items())
+    count = args.job_count
+    lines = ["## Durable jobs on PostgreSQL: errands vs apalis vs riverqueue", ""]
+    lines += [f"Command: `bench/run{flags}` ({args.job_rounds} round(s); {profile} build), the"
+              f" PostgreSQL part of the same run. Versions: errands' PgStore with sqlx"
+              f" {locked_version('errands-postgres', 'sqlx')}; apalis"
+              f" {locked_version('apalis-postgres', 'apalis')}, apalis-postgres"
+              f" {locked_version('apalis-postgres', 'apalis-postgres')} with sqlx"
+              f" {locked_version('apalis-postgres', 'sqlx')}; riverqueue"
+              f" {locked_version('riverqueue', 'riverqueue')} with sqlx"
+              f" {locked_version('riverqueue', 'sqlx')}. PostgreSQL"
+              f" {any_result.get('postgres', '?')} on 127.0.0.1, the same server for all three"
+              f" ({settings}).", "",
+              f"Machine: {machine()}. Time for this part: {elapsed / 60:.1f} min.", "",
+              "Each side is one process (bench/jobs/errands-postgres, bench/jobs/apalis-postgres,"
+              " bench/jobs/riverqueue) pinned to core 0, a tokio runtime of one worker thread,"
+              " through a pool of sqlx's default size (10 connections); the server's processes are"
+              " not pinned, so they share both cores with the process and with wrk. Every measure"
+              " has its own database (`errands_bench_<system>_<measure>`), created for it with the"
+              " system's own migrations and dropped after it; a `CHECKPOINT` follows the"
+              " migrations. The job is trivial (it counts itself and records its pickup latency), so"
+              " the queue's machinery is what is measured. The measures are those of SQLite above:",
+              "",
+              f"- **enqueue from requests**: as on SQLite, {args.warmup} s warm-up then"
+              f" {args.seconds} s of wrk (core 1, 64 connections); errands' worker holds its only"
+              " slot, apalis runs no worker, riverqueue's client works no queue.",
+              f"- **one-at-a-time / batched**: {count:,} jobs stored in one transaction before the"
+              " worker starts (errands `PgStore::enqueue_in` per job, apalis `push_bulk`, riverqueue"
+              " `insert_many`); jobs per second until the last one ran. One at a time: errands"
+              " `job_queue(\"default\", 1)`, apalis `batch_size(1)` + `concurrency(1)`, riverqueue"
+              " `QueueConfig::new(1)`. Batched: errands' default 16 (claims of up to the free"
+              " slots), apalis `batch_size(16)` + `concurrency(16)`, riverqueue"
+              " `QueueConfig::new(16)` (it claims up to the free workers).",
+              f"- **pickup**: an idle worker; {args.pickup_rate} jobs/s enqueued one at a time for"
+              f" {args.pickup_seconds} s. Wake-ups: errands' enqueue wakes its own worker in process"
+              " and its trigger NOTIFYs `errands_jobs` for other processes (it polls every second);"
+              " apalis' worker listens to its insert trigger's NOTIFY (`Pubsub`) and polls every"
+              " second; riverqueue's client listens for its insert notifications and polls every"
+              " second.",
+              "- **riverqueue's fetch cooldown**: River paces fetches (and its insert notifications)"
+              " by a cooldown, 100 ms by default, which caps one-at-a-time work at ~10 jobs/s; it"
+              f" runs here with {any_result_value(results, 'riverqueue', 'fetch_cooldown_ms')} ms,"
+              " the least River accepts. Everything else is each system's default.",
+              "- **process CPU per job**: user + system CPU of the whole process during the drain"
+              " (getrusage), divided by the jobs run.",
+              "- **PostgreSQL CPU per job**: user + system CPU, from /proc, of the server's backends"
+              " connected to the measure's database (`pg_stat_activity.datname`), from before the"
+              " measured window to after the store shows every job done, divided by the jobs; a"
+              " backend that connected meanwhile counts whole. The connection the harness checks"
+              " results on is left out. The whole server's CPU (every process of the postmaster,"
+              " with its reaped children) is in the checks below.",
+              "- **WAL bytes per job**: the bytes of the WAL records that belong to the measure's"
+              " database (those naming one of its relations, and the commit records of their"
+              " transactions), read with pg_walinspect between the LSNs around the window (a"
+              " temporary replication slot keeps that WAL); the storing of the batch and its drain"
+              " apart; \"steady\" is the pickup run, each job enqueued in its own transaction. The"
+              " `pg_wal_lsn_diff` of `pg_current_wal_lsn()` around the same windows is also given:"
+              " it counts page headers and the whole server's WAL, another database's writes"
+              " included, so it only matches on a quiet server.",
+              "- **dead tuples per job**: `n_dead_tup` of `pg_stat_user_tables` summed over the"
+              " queue's tables (all but the migrations' bookkeeping) after the run, read once every"
+              " connection of the system is closed (a backend flushes its statistics as it exits;"
+              " then `pg_stat_force_next_flush()` and `pg_stat_clear_snapshot()`), divided by the"
+              " jobs. On this server autovacuum is off (as in the settings above), so nothing was"
+              " vacuumed meanwhile: it is the dead row versions the run left.",
+              "- **planner statistics**: with autovacuum off there is no autoanalyze either, and no"
+              " measure runs ANALYZE: each system's queries are planned without statistics on its"
+              " fresh tables (as in a new installation before autoanalyze first runs).", ""]
+    systems = [s for s in PG_JOBS if results.get(s)]
+    lines += ["| measure | " + " | ".join(PG_NAMES[s] for s in systems)
+              + " | errands ÷ best peer | ahead |",
+              "|---|" + "---:|" * len(systems) + "---:|---|"]
+    for label, path, higher, fmt in PG_ROWS:
+        values = {s: pg_value(results, s, path) for s in systems}
+        cells = " | ".join(fmt.format(values[s]) for s in systems)
+        ratio, ahead = "", ""
+        peers = {s: v for s, v in values.items() if s != "errands-postgres"}
+        if "errands-postgres" in values and peers:
+            e = values["errands-postgres"]
+            best_name, best = (max if higher else min)(peers.items(), key=lambda kv: kv[1])
+            ratio = f"{e / best:.2f}×" if best else "—"
+            if best and abs(e / best - 1) < 0.03:
+                ahead = f"even with {PG_NAMES[best_name]} (within 3 %)"
+            elif (e > best) == higher:
+                ahead = "errands"
+            else:
+                ahead = PG_NAMES[best_name]
+        lines.append(f"| {label} | {cells} | {ratio} | {ahead} |")
+    lines.append("")
+    if results.get("errands-postgres"):
+        one = pg_value(results, "errands-postgres", ("one_at_a_time", "jobs_per_s"))
+        batched = pg_value(results, "errands-postgres", ("batched", "jobs_per_s"))
+        lines += ["Targets for errands on PostgreSQL (this 2-core machine):", "",
+                  "| target | errands | met |", "|---|---:|---|",
+                  f"| ≥ 1,000 jobs/s one at a time | {one:.0f} | {'yes' if one >= 1000 else 'no'} |",
+                  f"| ≥ 5,000 jobs/s batched | {batched:.0f} | {'yes' if batched >= 5000 else 'no'} |", ""]
+    lines += ["Checks, per round:", ""]
+    for system in systems:
+        for r in results[system]:
+            b, o, p = r["batched"], r["one_at_a_time"], r["pickup"]
+            lingering = sum(r[m]["tables"]["lingering_backends"] for m in ("one_at_a_time", "batched", "pickup"))
+            gone = sum(r[m]["pg"]["backends_gone"] for m in ("enqueue", "one_at_a_time", "batched", "pickup"))
+            fpi = sum(r[m]["pg"]["wal_fpi_bytes"] for m in ("one_at_a_time", "batched", "pickup"))
+            lines.append(f"- {PG_NAMES[system]}: {r['enqueue']['ok']:.0f} enqueue responses 2xx and"
+                         f" {r['enqueue']['errors']:.0f} errors, {r['enqueue']['stored']} jobs stored"
+                         f" (warm-up included); every drained job recorded done in the store"
+                         f" {o['recorded_s'] - o['seconds']:.3f} s / {b['recorded_s'] - b['seconds']:.3f} s"
+                         f" after the last one ran; pickup max {p['max_ms']:.2f} ms; whole-server CPU"
+                         f" {o['pg']['server_cpu_us_per_job']:.0f} / {b['pg']['server_cpu_us_per_job']:.0f}"
+                         f" µs/job (one at a time / batched); full-page images in the drains and the"
+                         f" steady run: {fpi} bytes; backends that ended inside a window: {gone};"
+                         f" still connected when the tables were read: {lingering}; dead tuples by"
+                         f" table after the batched drain: {b['tables']['dead_by_table']}.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def any_result_value(results, system, key):
+    rs = results.get(system)
+    return rs[0].get(key, "?") if rs else "?"
+
+
 def run_jobs(args):
-    """Builds and runs both sides, round after round, alternating who goes first."""
+    """Builds and runs every side, round after round, changing who goes first."""
     began = time.monotonic()
     profile = "debug" if args.smoke else "release"
-    jobs_setup(profile)
+    postgres = args.postgres and not args.no_postgres
+    if postgres:
+        postgres_reachable(args.postgres_url)
+    jobs_setup(profile, JOBS + (PG_JOBS if postgres else []))
     results = {}
     for round_ in range(args.job_rounds):
         print(f"durable jobs, round {round_ + 1} of {args.job_rounds}", flush=True)
         for system in (JOBS if round_ % 2 == 0 else list(reversed(JOBS))):
             results.setdefault(system, []).append(jobs_cell(system, profile, args))
+    sqlite_elapsed = time.monotonic() - began
     raw = ROOT / "target" / "bench-jobs-results.json"
     raw.write_text(json.dumps(results, indent=1))
     print(f"raw results written to {raw}", flush=True)
-    return jobs_report(results, args, time.monotonic() - began)
+    section = jobs_report(results, args, sqlite_elapsed)
+    if not postgres:
+        return section
+    began = time.monotonic()
+    pg_results = {}
+    for round_ in range(args.job_rounds):
+        print(f"durable jobs on PostgreSQL, round {round_ + 1} of {args.job_rounds}", flush=True)
+        shift = round_ % len(PG_JOBS)
+        for system in PG_JOBS[shift:] + PG_JOBS[:shift]:
+            pg_results.setdefault(system, []).append(pg_cell(system, profile, args))
+    raw = ROOT / "target" / "bench-jobs-postgres-results.json"
+    raw.write_text(json.dumps(pg_results, indent=1))
+    print(f"raw results written to {raw}", flush=True)
+    pg_section = pg_report(pg_results, args, time.monotonic() - began)
+    return section.replace(JOBS_END, pg_section + "\n" + JOBS_END)
 
 
 def replace_jobs_section(text, section):
@@ -455,7 +678,16 @@ def main():
     parser.add_argument("--pickup-seconds", type=int, default=None, help="default 5")
     parser.add_argument("--synchronous", default="normal", choices=["off", "normal", "full"],
                         help="SQLite's synchronous setting for both job systems")
+    parser.add_argument("--no-postgres", action="store_true",
+                        help="leave out the durable jobs' PostgreSQL part")
+    parser.add_argument("--postgres", action="store_true",
+                        help="run the durable jobs' PostgreSQL part in a smoke run too")
+    parser.add_argument("--postgres-url", default="postgres://postgres@127.0.0.1:5432/postgres",
+                        help="the PostgreSQL server (a superuser, on this machine), through its"
+                             " postgres database")
     args = parser.parse_args()
+    # The full runs include the PostgreSQL part; the smoke run only when asked.
+    args.postgres = args.postgres or not args.smoke
     args.rounds = args.rounds or (1 if args.smoke else 5)
     args.seconds = args.seconds or (1 if args.smoke else 10)
     args.warmup = args.warmup or (1 if args.smoke else 3)
