@@ -26,7 +26,9 @@ CREATE TABLE errands.jobs (
     finished_at BIGINT
 );
 
-CREATE INDEX jobs_runnable ON errands.jobs (queue, run_at) WHERE state = 'available';
+-- In the claim's order (`run_at`, then `id`), so that a claim reads the first due rows of its
+-- queue from the index, whatever the planner knows of the table.
+CREATE INDEX jobs_runnable ON errands.jobs (queue, run_at, id) WHERE state = 'available';
 CREATE INDEX jobs_leases ON errands.jobs (lease_until) WHERE state = 'running';
 CREATE INDEX jobs_owed ON errands.jobs (id) WHERE report_owed = 1;
 CREATE INDEX jobs_finished ON errands.jobs (finished_at) WHERE finished_at IS NOT NULL;
