@@ -1,7 +1,7 @@
 //! What the PostgreSQL sides of the durable jobs benchmark share (bench/jobs/errands-postgres,
 //! bench/jobs/apalis-postgres, bench/jobs/riverqueue, each including this file with `#[path]`):
-//! the options, the probe the jobs report to, wrk, and the database server's side of each
-//! measure.
+//! their own option, and the database server's side of each measure. What every side measures
+//! the same way is in measure.rs, next to this file, which they include too.
 //!
 //! Every measure runs on its own database, created for it (`errands_bench_<system>_<measure>`)
 //! and dropped after it. Around the measured part, [`Db::mark`] and [`Db::since`] take:
@@ -26,111 +26,34 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection};
-use tokio::sync::Notify;
 
-/// What the jobs report: how many ran, their pickup latencies, and when the last one ran.
-#[derive(Clone)]
-pub struct Probe(Arc<ProbeInner>);
+/// Minutes a drain or the pickup measure may take before the run fails.
+pub const ALL_RAN_MINUTES: u64 = 15;
 
-struct ProbeInner {
-    target: u64,
-    ran: AtomicU64,
-    latencies_us: Mutex<Vec<u64>>,
-    done: Notify,
-}
-
-impl Probe {
-    pub fn new(target: u64) -> Self {
-        Probe(Arc::new(ProbeInner {
-            target,
-            ran: AtomicU64::new(0),
-            latencies_us: Mutex::new(Vec::new()),
-            done: Notify::new(),
-        }))
-    }
-
-    pub fn ran(&self, sent_us: u64) {
-        let latency = now_us().saturating_sub(sent_us);
-        self.0.latencies_us.lock().unwrap().push(latency);
-        if self.0.ran.fetch_add(1, Ordering::AcqRel) + 1 == self.0.target {
-            self.0.done.notify_one();
-        }
-    }
-
-    /// Waits until `target` jobs ran.
-    pub async fn all_ran(&self) {
-        tokio::time::timeout(Duration::from_secs(900), self.0.done.notified())
-            .await
-            .expect("every job ran within 15 minutes");
-    }
-
-    /// p50, p99 and the largest pickup latency, in milliseconds.
-    pub fn latencies(&self, jobs: u64) -> Value {
-        let mut latencies = self.0.latencies_us.lock().unwrap().clone();
-        latencies.sort_unstable();
-        json!({
-            "jobs": jobs,
-            "p50_ms": percentile(&latencies, 0.50) / 1000.0,
-            "p99_ms": percentile(&latencies, 0.99) / 1000.0,
-            "max_ms": percentile(&latencies, 1.0) / 1000.0,
-        })
-    }
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64
-}
-
-pub struct Options {
+/// The PostgreSQL sides' own option.
+pub struct Target {
     /// The server, as a URL to its `postgres` database (where databases are created).
     pub server: String,
-    pub jobs: u64,
-    pub wrk_seconds: u64,
-    pub wrk_warmup: u64,
-    pub wrk_connections: u64,
-    pub wrk_cpu: Option<String>,
-    pub rate: u64,
-    pub latency_seconds: u64,
 }
 
+pub type Options = crate::measure::Options<Target>;
+
 pub fn options() -> Options {
-    let mut o = Options {
+    let target = Target {
         server: "postgres://postgres@127.0.0.1:5432/postgres".into(),
-        jobs: 20_000,
-        wrk_seconds: 10,
-        wrk_warmup: 2,
-        wrk_connections: 64,
-        wrk_cpu: None,
-        rate: 200,
-        latency_seconds: 5,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    for pair in args.chunks(2) {
-        let [key, value] = pair else {
-            panic!("options come as `--name value` pairs");
-        };
-        let number = || value.parse::<u64>().expect("a whole number");
-        match key.as_str() {
-            "--server" => o.server = value.clone(),
-            "--jobs" => o.jobs = number(),
-            "--wrk-seconds" => o.wrk_seconds = number(),
-            "--wrk-warmup" => o.wrk_warmup = number(),
-            "--wrk-connections" => o.wrk_connections = number(),
-            "--wrk-cpu" => o.wrk_cpu = Some(value.clone()),
-            "--rate" => o.rate = number(),
-            "--latency-seconds" => o.latency_seconds = number(),
-            _ => panic!("unknown option {key}"),
+    crate::measure::options(target, |target, key, value| {
+        if key != "--server" {
+            return false;
         }
-    }
-    o
+        target.server = value.to_string();
+        true
+    })
 }
 
 /// The database server: a connection to its `postgres` database, and its postmaster.
@@ -146,7 +69,7 @@ pub struct Server {
 
 impl Server {
     pub async fn connect(o: &Options) -> Server {
-        let base: PgConnectOptions = o.server.parse().expect("a postgres:// URL");
+        let base: PgConnectOptions = o.store.server.parse().expect("a postgres:// URL");
         // One session throughout: the WAL slot of `Db::mark` is this session's.
         let admin = PgPoolOptions::new()
             .max_connections(1)
@@ -500,79 +423,4 @@ fn server_cpu_us(postmaster: u32) -> u64 {
         }
     }
     total
-}
-
-/// Runs wrk for `seconds` against `url` (POST), on `--wrk-cpu` when given.
-pub async fn wrk(o: &Options, url: &str, seconds: u64) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../post.lua");
-    let mut command = match &o.wrk_cpu {
-        Some(cpu) => {
-            let mut c = tokio::process::Command::new("taskset");
-            c.args(["-c", cpu, "wrk"]);
-            c
-        }
-        None => tokio::process::Command::new("wrk"),
-    };
-    command
-        .args(["-t1", &format!("-c{}", o.wrk_connections)])
-        .args([&format!("-d{seconds}s"), "--timeout", "5s", "-s"])
-        .arg(script)
-        .arg(url);
-    let out = command.output().await.expect("wrk runs");
-    assert!(out.status.success(), "wrk failed: {out:?}");
-    parse_wrk(&String::from_utf8_lossy(&out.stdout))
-}
-
-/// Requests, 2xx responses and their rate from wrk's report.
-fn parse_wrk(out: &str) -> Value {
-    let after = |label: &str| -> f64 {
-        out.lines()
-            .find_map(|l| l.trim().strip_prefix(label))
-            .map_or(0.0, |rest| {
-                rest.split_whitespace().next().unwrap().parse().unwrap()
-            })
-    };
-    let requests: f64 = out
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("wrk's request count")
-        .parse()
-        .unwrap();
-    let rps = after("Requests/sec:");
-    let non_2xx = after("Non-2xx or 3xx responses:");
-    let socket_errors: f64 = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
-        .map_or(0.0, |rest| {
-            rest.split(',')
-                .filter_map(|part| part.split_whitespace().last()?.parse::<f64>().ok())
-                .sum()
-        });
-    let ok = requests - non_2xx;
-    json!({
-        "requests": requests,
-        "ok": ok,
-        "errors": non_2xx + socket_errors,
-        "ok_per_s": if requests > 0.0 { rps * ok / requests } else { 0.0 },
-    })
-}
-
-pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
-
-/// User plus system CPU time of this process so far, in microseconds.
-pub fn cpu_us() -> u64 {
-    // SAFETY: getrusage only writes the struct it is given.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
-        usage
-    };
-    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    us(usage.ru_utime) + us(usage.ru_stime)
 }

@@ -21,6 +21,8 @@
 //! 5. CPU per job: user + system time of the whole process during 2 and 3 (getrusage),
 //!    divided by the jobs run.
 
+#[path = "../../shared/measure.rs"]
+mod measure;
 #[path = "../../shared/postgres.rs"]
 mod shared;
 
@@ -33,9 +35,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use futures::StreamExt;
+use measure::{Probe, cpu_us, drained, now_us};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared::{Db, Options, Probe, Server, cpu_us, now_us};
+use shared::{ALL_RAN_MINUTES, Db, Options, Server};
 use sqlx::PgPool;
 
 const QUEUE: &str = "bench";
@@ -140,11 +143,11 @@ async fn enqueue_from_requests(o: &Options, server: &Server) -> Value {
             .await
     });
     if o.wrk_warmup > 0 {
-        shared::wrk(o, &url, o.wrk_warmup).await;
+        measure::wrk(o, &url, o.wrk_warmup).await;
     }
     let before = db.count("SELECT count(*) FROM apalis.jobs").await;
     let mark = db.mark().await;
-    let mut result = shared::wrk(o, &url, o.wrk_seconds).await;
+    let mut result = measure::wrk(o, &url, o.wrk_seconds).await;
     let stored = db.count("SELECT count(*) FROM apalis.jobs").await;
     result["pg"] = db.since(&mark, (stored - before) as u64).await;
     result["stored"] = json!(stored);
@@ -168,7 +171,7 @@ async fn drain(o: &Options, server: &Server, name: &str, size: usize) -> Value {
     let mark = db.mark().await;
     let (cpu, began) = (cpu_us(), Instant::now());
     let (stop, worker) = spawn_worker(&pool, &probe, size, size);
-    probe.all_ran().await;
+    probe.all_ran(ALL_RAN_MINUTES).await;
     let (elapsed, cpu) = (began.elapsed(), cpu_us() - cpu);
     let recorded = db.recorded(DONE, o.jobs, began).await;
     let pg = db.since(&mark, o.jobs).await;
@@ -177,16 +180,11 @@ async fn drain(o: &Options, server: &Server, name: &str, size: usize) -> Value {
     shared::close(&pool).await;
     let tables = db.tables(o.jobs).await;
     db.drop().await;
-    json!({
-        "jobs": o.jobs,
-        "seconds": elapsed.as_secs_f64(),
-        "jobs_per_s": o.jobs as f64 / elapsed.as_secs_f64(),
-        "cpu_us_per_job": cpu as f64 / o.jobs as f64,
-        "recorded_s": recorded,
-        "store": store_pg,
-        "pg": pg,
-        "tables": tables,
-    })
+    let mut result = drained(o.jobs, elapsed, cpu, recorded);
+    result["store"] = store_pg;
+    result["pg"] = pg;
+    result["tables"] = tables;
+    result
 }
 
 /// 4: pickup latency of an idle worker, jobs pushed one at a time at a steady rate; also the
@@ -207,7 +205,7 @@ async fn pickup(o: &Options, server: &Server) -> Value {
         ticks.tick().await;
         pusher.push(Bench { sent_us: now_us() }).await.unwrap();
     }
-    probe.all_ran().await;
+    probe.all_ran(ALL_RAN_MINUTES).await;
     db.recorded(DONE, count, began).await;
     let pg = db.since(&mark, count).await;
     let _ = stop.send(());

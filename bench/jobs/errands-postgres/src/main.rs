@@ -21,6 +21,8 @@
 //! 5. CPU per job: user + system time of the whole process during 2 and 3 (getrusage),
 //!    divided by the jobs run.
 
+#[path = "../../shared/measure.rs"]
+mod measure;
 #[path = "../../shared/postgres.rs"]
 mod shared;
 
@@ -34,9 +36,10 @@ use axum::routing::post;
 use errands::durable::{NewJob, PgStore};
 use errands::jobs::{Job, JobContext};
 use errands::{BoxError, Errands};
+use measure::{Probe, cpu_us, drained, now_us};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared::{Db, Options, Probe, Server, cpu_us, now_us};
+use shared::{ALL_RAN_MINUTES, Db, Options, Server};
 use tokio::sync::Notify;
 
 const SUCCEEDED: &str = "SELECT count(*) FROM errands.jobs WHERE state = 'succeeded'";
@@ -130,13 +133,13 @@ async fn enqueue_from_requests(o: &Options, server: &Server) -> Value {
         async move { errands.serve(listener, app).await }
     });
     if o.wrk_warmup > 0 {
-        shared::wrk(o, &url, o.wrk_warmup).await;
+        measure::wrk(o, &url, o.wrk_warmup).await;
     }
     let before = db
         .count("SELECT count(*) FROM errands.jobs WHERE kind = 'bench'")
         .await;
     let mark = db.mark().await;
-    let mut result = shared::wrk(o, &url, o.wrk_seconds).await;
+    let mut result = measure::wrk(o, &url, o.wrk_seconds).await;
     let stored = db
         .count("SELECT count(*) FROM errands.jobs WHERE kind = 'bench'")
         .await;
@@ -179,7 +182,7 @@ async fn drain(o: &Options, server: &Server, name: &str, concurrency: Option<usi
     }
     let errands = builder.build();
     let _ = errands.jobs(); // starts the worker, if `build` has not
-    probe.all_ran().await;
+    probe.all_ran(ALL_RAN_MINUTES).await;
     let (elapsed, cpu) = (began.elapsed(), cpu_us() - cpu);
     let recorded = db.recorded(SUCCEEDED, o.jobs, began).await;
     let pg = db.since(&mark, o.jobs).await;
@@ -188,16 +191,11 @@ async fn drain(o: &Options, server: &Server, name: &str, concurrency: Option<usi
     shared::close(&pool).await;
     let tables = db.tables(o.jobs).await;
     db.drop().await;
-    json!({
-        "jobs": o.jobs,
-        "seconds": elapsed.as_secs_f64(),
-        "jobs_per_s": o.jobs as f64 / elapsed.as_secs_f64(),
-        "cpu_us_per_job": cpu as f64 / o.jobs as f64,
-        "recorded_s": recorded,
-        "store": store_pg,
-        "pg": pg,
-        "tables": tables,
-    })
+    let mut result = drained(o.jobs, elapsed, cpu, recorded);
+    result["store"] = store_pg;
+    result["pg"] = pg;
+    result["tables"] = tables;
+    result
 }
 
 /// 4: pickup latency of an idle worker, jobs enqueued one at a time at a steady rate; also
@@ -223,7 +221,7 @@ async fn pickup(o: &Options, server: &Server) -> Value {
         ticks.tick().await;
         jobs.enqueue(Bench { sent_us: now_us() }).await.unwrap();
     }
-    probe.all_ran().await;
+    probe.all_ran(ALL_RAN_MINUTES).await;
     db.recorded(SUCCEEDED, count, began).await;
     let pg = db.since(&mark, count).await;
     errands.shutdown().await;
