@@ -106,17 +106,17 @@ async fn survivors_finish_what_a_killed_process_held(test: &str, point: &str) {
     let lease = ["--job-lease-ms", "1000"];
     let armed = [&lease[..], &["--fault-injection", "--crash-at", point]].concat();
     // The order is placed through a survivor when the crash point is a release (a sign-up
-    // releases its welcome email); otherwise through the process to kill, before the
-    // survivors start, so that it is the one that claims the payment.
-    let (mut a, mut b, order) = if point == "release" {
+    // releases its welcome email); otherwise through the process to kill, and the survivors
+    // start once it holds the payment, so that it is the one that claims it.
+    let (mut a, early, order) = if point == "release" {
         let mut b = Demo::start_on(url.clone(), &lease).await;
         let order = order(&mut b, "ada@example.com").await;
-        (Demo::start_on(url.clone(), &armed).await, b, order)
+        (Demo::start_on(url.clone(), &armed).await, Some(b), order)
     } else {
         let mut a = Demo::start_on(url.clone(), &armed).await;
         let order = order(&mut a, "ada@example.com").await;
         a.wait_for("welcome email sent").await;
-        (a, Demo::start_on(url.clone(), &lease).await, order)
+        (a, None, order)
     };
     let paying = {
         let (http, url) = (a.http.clone(), a.url(&format!("/orders/{order}/payments")));
@@ -128,6 +128,10 @@ async fn survivors_finish_what_a_killed_process_held(test: &str, point: &str) {
         })
     };
     a.wait_for("crash point reached").await;
+    let mut b = match early {
+        Some(b) => b,
+        None => Demo::start_on(url.clone(), &lease).await,
+    };
     let mut c = Demo::start_on(url, &lease).await;
     a.kill().await;
     let _ = paying.await; // the 202 went out before the crash, or the connection was reset
