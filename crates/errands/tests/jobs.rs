@@ -102,9 +102,14 @@ impl Job for Hangs {
     type State = Signals;
 
     async fn run(self, cx: JobContext<Signals>) -> Result<(), BoxError> {
-        let _ = cx.state().0.send("started".to_owned());
-        std::future::pending().await
+        hang(cx).await
     }
+}
+
+/// Says it started, then never ends.
+async fn hang(cx: JobContext<Signals>) -> Result<(), BoxError> {
+    let _ = cx.state().0.send("started".to_owned());
+    std::future::pending().await
 }
 
 /// Like `Hangs`, but stopped when the drain ends rather than at the deadline.
@@ -117,8 +122,7 @@ impl Job for HangsUnshielded {
     type State = Signals;
 
     async fn run(self, cx: JobContext<Signals>) -> Result<(), BoxError> {
-        let _ = cx.state().0.send("started".to_owned());
-        std::future::pending().await
+        hang(cx).await
     }
 }
 
