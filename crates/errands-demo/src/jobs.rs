@@ -177,12 +177,13 @@ async fn process_payment(
         processing_ms,
         declined,
     } = payment;
-    tracing::info!(payment_id, attempt = cx.attempt(), "payment started");
-    // The provider's call, with its own record (it is outside our transaction).
+    // The provider's call, with its own record (it is outside our transaction). The log line
+    // follows the record, so whoever sees it knows the provider was called.
     sqlx::query("INSERT INTO provider_calls (payment_id) VALUES ($1)")
         .bind(payment_id)
         .execute(db.pool())
         .await?;
+    tracing::info!(payment_id, attempt = cx.attempt(), "payment started");
     crash::point("mid_task");
     tokio::time::sleep(Duration::from_millis(processing_ms)).await;
     if declined {
