@@ -284,6 +284,38 @@ async fn concurrent_enqueues_are_all_stored_once(store: &impl Store) {
     assert_eq!(store.counts().await.unwrap(), [(JobState::Available, 200)]);
 }
 
+/// Completions arriving together are written together, each still fenced by its own token:
+/// a stale one among them is refused alone.
+async fn concurrent_completions_are_each_fenced(store: &impl Store) {
+    for n in 0..50 {
+        store.enqueue(NewJob::new("a", json!({"n": n}))).await.unwrap();
+    }
+    let claimed = store
+        .claim("default", "w", SystemTime::now(), LEASE, 50)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 50);
+    let stale = claimed[7].id;
+    let completions = claimed.iter().map(|job| {
+        let token = if job.id == stale { job.token - 1 } else { job.token };
+        store.complete(job.id, token)
+    });
+    let results = futures_util::future::join_all(completions).await;
+    for (job, result) in claimed.iter().zip(results) {
+        match result {
+            Err(StoreError::Stale(id)) => assert_eq!(id, stale),
+            other => {
+                assert!(other.is_ok(), "{other:?}");
+                assert_ne!(job.id, stale);
+            }
+        }
+    }
+    assert_eq!(
+        store.counts().await.unwrap(),
+        [(JobState::Running, 1), (JobState::Succeeded, 49)]
+    );
+}
+
 async fn jobs_are_counted_by_state(store: &impl Store) {
     assert!(store.counts().await.unwrap().is_empty());
     store.enqueue(job("a")).await.unwrap();
@@ -435,6 +467,7 @@ macro_rules! every_check {
             held_jobs_of_a_process_that_died_are_released_when_its_heartbeat_ran_out,
             jobs_are_counted_by_state,
             concurrent_enqueues_are_all_stored_once,
+            concurrent_completions_are_each_fenced,
             shutdown_requeues_running_jobs_without_counting_the_attempt,
             unique_keys_return_the_live_duplicate,
             queues_are_claimed_apart,

@@ -33,6 +33,8 @@
 //!   of its type holds the key; the live job's id comes back ([`Enqueued::Duplicate`]).
 
 mod any;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod batch;
 mod connection;
 mod state;
 mod store;

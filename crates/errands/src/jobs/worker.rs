@@ -212,9 +212,9 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
                 failed(&reported_durable, failure).await
             })
             .schedule(async move {
-                let _in_flight = InFlight(&attempt_durable, in_flight);
+                let in_flight = InFlight(&attempt_durable, in_flight);
                 let stopped = Stopped(Some(stopping));
-                let result = attempt(&attempt_durable, runner, job).await;
+                let result = attempt(&attempt_durable, runner, job, in_flight).await;
                 stopped.disarm();
                 result
             })
@@ -255,7 +255,10 @@ fn stored_fields(fields: &serde_json::Value) -> Vec<crate::task::Field> {
         .collect()
 }
 
-/// Counts an attempt in flight in its queue until dropped, then wakes the worker.
+/// Counts an attempt in flight in its queue until dropped, then wakes the worker. It is
+/// dropped when the job's run returned, before its result is written: the next claim and
+/// that write go to the database side by side (and completions waiting together are written
+/// at once).
 struct InFlight<'a>(&'a Durable, Arc<AtomicUsize>);
 
 impl Drop for InFlight<'_> {
@@ -304,6 +307,7 @@ async fn attempt(
     durable: &Durable,
     runner: Option<Arc<dyn Runner>>,
     job: Claimed,
+    in_flight: InFlight<'_>,
 ) -> Result<(), BoxError> {
     let (store, lease) = (&durable.store, durable.worker.lease);
     let reporting = || durable.worker.reporting().insert(job.id);
@@ -349,6 +353,7 @@ async fn attempt(
             }
         }
     };
+    drop(in_flight);
     crate::faults::point("completion_write");
     let recorded = match result {
         // The job recorded its completion with its own side effect.

@@ -12,6 +12,10 @@
 //! pruning — runs under a transaction-scoped advisory lock: a process that finds it taken
 //! skips its turn.
 //!
+//! Enqueues and completions go through a writer task each (on the tokio runtime the store
+//! was made on), which writes those that wait together at once: the enqueues in one
+//! transaction, the completions in one statement.
+//!
 //! Connections: the store uses the pool it is given, plus one connection per process of its
 //! own, for `LISTEN` (reopened after a second when it is lost, the worker polling meanwhile).
 
@@ -19,6 +23,10 @@ use std::time::{Duration, SystemTime};
 
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::{Connection, Row};
+
+mod batches;
+
+use batches::Batches;
 
 use super::state::{JobId, JobState, JobStatus};
 use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
@@ -51,6 +59,7 @@ const COMPLETE: &str = "UPDATE errands.jobs SET state = 'succeeded', lease_until
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    batches: Batches,
 }
 
 impl PgStore {
@@ -63,7 +72,8 @@ impl PgStore {
         let mut conn = pool.acquire().await.map_err(database)?;
         migrate(&mut conn).await?;
         drop(conn);
-        Ok(PgStore { pool })
+        let batches = Batches::start(&pool);
+        Ok(PgStore { pool, batches })
     }
 
     /// The pool the store uses.
@@ -217,15 +227,7 @@ fn ids(mut ids: Vec<i64>) -> Vec<JobId> {
 
 impl Store for PgStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
-        if job.unique_key.is_none() {
-            // One statement, committed on its own: no duplicate to look for.
-            let mut conn = self.pool.acquire().await.map_err(database)?;
-            return PgStore::enqueue_in(&mut conn, job).await;
-        }
-        let mut tx = self.pool.begin().await.map_err(database)?;
-        let enqueued = PgStore::enqueue_in(&mut tx, job).await?;
-        tx.commit().await.map_err(database)?;
-        Ok(enqueued)
+        self.batches.enqueues.write(job).await
     }
 
     async fn release(&self, id: JobId) -> Result<bool, StoreError> {
@@ -288,7 +290,7 @@ impl Store for PgStore {
     }
 
     async fn complete(&self, id: JobId, token: i64) -> Result<(), StoreError> {
-        fenced(&self.pool, id, complete(id, token)).await
+        self.batches.completions.write((id, token)).await
     }
 
     async fn fail(

@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime};
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{Connection, Row};
 
-mod writer;
+mod batches;
 
-use writer::Writer;
+use batches::Batches;
 
 use super::state::{JobId, JobState, JobStatus};
 use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
@@ -50,13 +50,13 @@ const COMPLETE: &str = "UPDATE errands_jobs SET state = 'succeeded', lease_until
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: Writer,
+    batches: Batches,
 }
 
 impl SqliteStore {
-    /// A store on `pool`, whose tables are created or upgraded first. Its enqueues go through
-    /// one writer task on the current tokio runtime, which commits those that wait together in
-    /// one transaction.
+    /// A store on `pool`, whose tables are created or upgraded first. Its enqueues, and its
+    /// completions, go through a writer task each, on the current tokio runtime, which commits
+    /// those that wait together in one transaction.
     ///
     /// # Errors
     ///
@@ -65,8 +65,8 @@ impl SqliteStore {
         let mut conn = pool.acquire().await.map_err(database)?;
         migrate(&mut conn).await?;
         drop(conn);
-        let writer = Writer::start(pool.clone());
-        Ok(SqliteStore { pool, writer })
+        let batches = Batches::start(&pool);
+        Ok(SqliteStore { pool, batches })
     }
 
     /// The pool the store uses.
@@ -204,7 +204,7 @@ fn complete<'q>(id: JobId, token: i64) -> Update<'q> {
 
 impl Store for SqliteStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
-        self.writer.enqueue(job).await
+        self.batches.enqueues.write(job).await
     }
 
     async fn release(&self, id: JobId) -> Result<bool, StoreError> {
@@ -266,7 +266,7 @@ impl Store for SqliteStore {
     }
 
     async fn complete(&self, id: JobId, token: i64) -> Result<(), StoreError> {
-        self.fenced(id, complete(id, token)).await
+        self.batches.completions.write((id, token)).await
     }
 
     async fn fail(

@@ -1,0 +1,61 @@
+//! The SQLite store's batched writes (see [`Batcher`]): enqueues, and completions. SQLite has
+//! one write lock, and writers that race for it sleep in its busy handler; a batch takes it
+//! once, with `BEGIN IMMEDIATE`.
+
+use sqlx::Connection;
+use sqlx::sqlite::SqlitePool;
+
+use super::{SqliteStore, complete, database, fenced};
+use crate::durable::batch::{Batcher, Committed};
+use crate::durable::state::JobId;
+use crate::durable::store::{Enqueued, NewJob, StoreError};
+
+/// The store's two batchers.
+#[derive(Clone, Debug)]
+pub(super) struct Batches {
+    pub(super) enqueues: Batcher<NewJob, Enqueued>,
+    /// `(id, token)` of jobs that succeeded.
+    pub(super) completions: Batcher<(JobId, i64), ()>,
+}
+
+impl Batches {
+    /// Starts both on `pool`, on the current tokio runtime.
+    pub(super) fn start(pool: &SqlitePool) -> Self {
+        let (on_enqueue, on_complete) = (pool.clone(), pool.clone());
+        Batches {
+            enqueues: Batcher::start(move |jobs| enqueue(on_enqueue.clone(), jobs)),
+            completions: Batcher::start(move |done| complete_all(on_complete.clone(), done)),
+        }
+    }
+}
+
+/// Stores `jobs` in one transaction. A job that cannot be stored on its own (its arguments do
+/// not encode) fails alone; a database failure fails them all.
+async fn enqueue(pool: SqlitePool, jobs: Vec<NewJob>) -> Committed<Enqueued> {
+    let mut conn = pool.acquire().await.map_err(database)?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(database)?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match SqliteStore::enqueue_in(&mut tx, job).await {
+            Err(StoreError::Database(error)) => return Err(StoreError::Database(error)),
+            result => results.push(result),
+        }
+    }
+    tx.commit().await.map_err(database)?;
+    Ok(results)
+}
+
+/// Ends the jobs `done` as succeeded in one transaction, each fenced by its token.
+async fn complete_all(pool: SqlitePool, done: Vec<(JobId, i64)>) -> Committed<()> {
+    let mut conn = pool.acquire().await.map_err(database)?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(database)?;
+    let mut results = Vec::with_capacity(done.len());
+    for (id, token) in done {
+        match fenced(&mut *tx, id, complete(id, token)).await {
+            Err(StoreError::Database(error)) => return Err(StoreError::Database(error)),
+            result => results.push(result),
+        }
+    }
+    tx.commit().await.map_err(database)?;
+    Ok(results)
+}
