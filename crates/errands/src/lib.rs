@@ -94,6 +94,8 @@ pub mod layer;
 mod lifecycle;
 mod live;
 pub mod logs;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "utoipa")]
 #[cfg_attr(docsrs, doc(cfg(feature = "utoipa")))]
 pub mod openapi;

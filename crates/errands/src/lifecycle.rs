@@ -13,8 +13,8 @@
 //! delivery). Every report — about a task, a request, a handler of either, teardown or the
 //! runtime itself — is the event `Reported`.
 //!
-//! The consumers live here too: the counters behind [`Stats`](crate::Stats) and the
-//! registered reporters. Each event is built from borrowed values and matched inline, so an
+//! The consumers live here too: the counters behind [`Stats`](crate::Stats), the metrics
+//! (feature `metrics`, [`crate::metrics`]) and the registered reporters. Each event is built from borrowed values and matched inline, so an
 //! event nobody consumes costs nothing.
 
 use std::time::Duration;
@@ -31,8 +31,11 @@ use crate::task::{Outcome, ScheduleError, TaskError, TaskId, TaskInfo};
 #[derive(Debug)]
 #[allow(dead_code)]
 pub(crate) enum Event<'a> {
-    /// A schedule call was refused; the task never existed.
-    Rejected(&'a ScheduleError),
+    /// A schedule call for the task named `task` was refused; the task never existed.
+    Rejected {
+        task: &'a str,
+        error: &'a ScheduleError,
+    },
     /// A task was admitted (counted by [`Lifecycle::admit`]) and described.
     Scheduled(&'a TaskInfo),
     /// The task waits for its request's `after_route` or `after_response` moment.
@@ -41,8 +44,13 @@ pub(crate) enum Event<'a> {
     Released(&'a TaskInfo),
     /// The task is due and waits for a free slot.
     Queued(&'a TaskInfo),
-    /// The task holds a slot and runs; `queued` if it had to wait for one.
-    Started { task: &'a TaskInfo, queued: bool },
+    /// The task holds a slot and runs; `queued` if it had to wait for one. `waited`: from
+    /// the moment it was due (scheduled, or released) until it got its slot.
+    Started {
+        task: &'a TaskInfo,
+        queued: bool,
+        waited: Duration,
+    },
     /// One attempt ended: with `error`, or successfully; `retry_in` when another follows.
     AttemptEnded {
         task: &'a TaskInfo,
@@ -51,10 +59,12 @@ pub(crate) enum Event<'a> {
         retry_in: Option<Duration>,
     },
     /// The task is terminal; `queued` if it ended while waiting for a slot (shutdown).
+    /// `ran`: how long it held its slot, if it got one.
     Finished {
         task: &'a TaskInfo,
         outcome: Outcome,
         queued: bool,
+        ran: Option<Duration>,
     },
     /// A request entered the layer.
     RequestStarted(&'a RequestInfo),
@@ -72,6 +82,8 @@ pub(crate) enum Event<'a> {
 pub(crate) struct Lifecycle {
     counters: Counters,
     reporters: Reporters,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::Metrics,
 }
 
 impl Lifecycle {
@@ -79,6 +91,8 @@ impl Lifecycle {
         Lifecycle {
             counters: Counters::default(),
             reporters,
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::Metrics::new(),
         }
     }
 
@@ -91,9 +105,11 @@ impl Lifecycle {
     /// Passes one event to its consumers.
     #[inline]
     pub(crate) fn emit(&self, event: Event<'_>) {
+        #[cfg(feature = "metrics")]
+        self.measure(&event);
         let counters = &self.counters;
         match event {
-            Event::Rejected(_) => counters.rejected(),
+            Event::Rejected { .. } => counters.rejected(),
             Event::RejectedByServer => counters.rejected_by_server(),
             Event::Held(_) => counters.pending_added(),
             Event::Released(_) => counters.pending_removed(),
@@ -108,6 +124,43 @@ impl Lifecycle {
             | Event::AttemptEnded { .. }
             | Event::RequestStarted(_)
             | Event::RequestFinished(_) => {}
+        }
+    }
+
+    /// The metrics' share of `event`.
+    #[cfg(feature = "metrics")]
+    fn measure(&self, event: &Event<'_>) {
+        fn name(task: &TaskInfo) -> &str {
+            task.meta.name.as_str()
+        }
+        let metrics = &self.metrics;
+        match event {
+            Event::Rejected { task, error } => metrics.rejected(task, error),
+            Event::Scheduled(task) => metrics.scheduled(name(task), task.meta.timing),
+            Event::Held(_) => metrics.held(),
+            Event::Released(_) => metrics.released(),
+            Event::Queued(_) => metrics.queued(),
+            Event::Started {
+                task,
+                queued,
+                waited,
+            } => metrics.started(name(task), task.meta.timing, *queued, *waited),
+            Event::AttemptEnded {
+                task,
+                retry_in: Some(_),
+                ..
+            } => metrics.retried(name(task), task.meta.timing),
+            Event::AttemptEnded { .. } => {}
+            Event::Finished {
+                task,
+                outcome,
+                queued,
+                ran,
+            } => metrics.finished(name(task), task.meta.timing, *outcome, *queued, *ran),
+            Event::RequestStarted(_) => metrics.request_started(),
+            Event::RequestFinished(_) => metrics.request_finished(),
+            Event::RejectedByServer => metrics.rejected_by_server(),
+            Event::Reported(report) => metrics.reported(report),
         }
     }
 

@@ -288,7 +288,10 @@ async fn concurrent_enqueues_are_all_stored_once(store: &impl Store) {
 /// a stale one among them is refused alone.
 async fn concurrent_completions_are_each_fenced(store: &impl Store) {
     for n in 0..50 {
-        store.enqueue(NewJob::new("a", json!({"n": n}))).await.unwrap();
+        store
+            .enqueue(NewJob::new("a", json!({"n": n})))
+            .await
+            .unwrap();
     }
     let claimed = store
         .claim("default", "w", SystemTime::now(), LEASE, 50)
@@ -297,7 +300,11 @@ async fn concurrent_completions_are_each_fenced(store: &impl Store) {
     assert_eq!(claimed.len(), 50);
     let stale = claimed[7].id;
     let completions = claimed.iter().map(|job| {
-        let token = if job.id == stale { job.token - 1 } else { job.token };
+        let token = if job.id == stale {
+            job.token - 1
+        } else {
+            job.token
+        };
         store.complete(job.id, token)
     });
     let results = futures_util::future::join_all(completions).await;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
-use super::state::{JobId, JobState, JobStatus};
+use super::state::{JobId, JobState, JobStatus, QueueCounts};
 use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
 
 /// One of the stores this build has: what [`ErrandsBuilder::durable`](crate::ErrandsBuilder::durable)
@@ -137,6 +137,10 @@ impl Store for AnyStore {
         limit: u32,
     ) -> Result<Vec<JobStatus>, StoreError> {
         each!(self, store => store.unreported(now, claim, limit))
+    }
+
+    async fn queues(&self, now: SystemTime) -> Result<Vec<QueueCounts>, StoreError> {
+        each!(self, store => store.queues(now))
     }
 
     async fn counts(&self) -> Result<Vec<(JobState, u64)>, StoreError> {

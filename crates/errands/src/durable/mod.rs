@@ -46,7 +46,7 @@ mod sqlite;
 
 pub use any::AnyStore;
 pub use connection::JobConnection;
-pub use state::{JobId, JobState, JobStatus};
+pub use state::{JobId, JobState, JobStatus, QueueCounts};
 pub use store::{Claimed, Enqueued, NewJob, Store, StoreError};
 
 #[cfg(feature = "postgres")]
@@ -77,6 +77,21 @@ fn count(stored: i64) -> u32 {
 fn millis(at: SystemTime) -> i64 {
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Stored `(queue, held, available, running, oldest due)` rows as [`QueueCounts`].
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+fn queues(rows: Vec<(String, i64, i64, i64, Option<i64>)>) -> Vec<QueueCounts> {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    rows.into_iter()
+        .map(|(queue, held, available, running, oldest)| QueueCounts {
+            queue,
+            held: count(held),
+            available: count(available),
+            running: count(running),
+            oldest_due: oldest.map(|at| UNIX_EPOCH + std::time::Duration::from_millis(count(at))),
+        })
+        .collect()
 }
 
 /// Stored `(state, count)` rows as counts by state, in the states' order.

@@ -1,6 +1,7 @@
 //! A job's identity and state.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -82,6 +83,24 @@ impl fmt::Display for JobState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A queue's unfinished jobs, for metrics and operators: how many wait for their request,
+/// are runnable or scheduled, or run; and since when the oldest runnable one has waited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct QueueCounts {
+    /// The queue's name.
+    pub queue: String,
+    /// Jobs `held` for their request's moment.
+    pub held: u64,
+    /// Jobs `available`: runnable now, or scheduled for later.
+    pub available: u64,
+    /// Jobs `running` under a lease.
+    pub running: u64,
+    /// When the oldest job that could run now became due (its `run_at`): the queue's lag is
+    /// the time since. `None` when no job waits.
+    pub oldest_due: Option<SystemTime>,
 }
 
 /// What the store knows of a job, for the "202 + poll" pattern and for operators.

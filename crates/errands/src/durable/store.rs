@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use super::state::{JobId, JobState, JobStatus};
+use super::state::{JobId, JobState, JobStatus, QueueCounts};
 
 /// A job to store.
 #[derive(Clone, Debug)]
@@ -262,6 +262,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many jobs are in each state (states with none are left out).
     fn counts(&self) -> impl Future<Output = Result<Vec<(JobState, u64)>, StoreError>> + Send;
+
+    /// The unfinished jobs of each queue that has any, by queue name; the oldest runnable
+    /// one as of `now`.
+    fn queues(
+        &self,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Vec<QueueCounts>, StoreError>> + Send;
 
     /// Records that the report of `id`'s current end was delivered.
     fn reported(&self, id: JobId) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -23,7 +23,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -113,6 +113,8 @@ impl<W: Work> Pending for Prepared<W> {
             attempt: Attempt::default(),
             slot: None,
             running: false,
+            due: Instant::now(),
+            started: None,
             outcome: None,
             ticket,
         };
@@ -140,6 +142,7 @@ impl<W: Work> Pending for Prepared<W> {
             task: &info,
             outcome: Outcome::Skipped,
             queued: false,
+            ran: None,
         };
         // The work never runs; a panicking `Drop` in it must not escape into the caller,
         // which may be releasing the rest of a batch.
@@ -173,6 +176,9 @@ struct Task {
     slot: Option<SlotKind>,
     /// The task got a slot: it counts as running, not queued.
     running: bool,
+    /// When it was due (scheduled, or released by its request), and when it got its slot.
+    due: Instant,
+    started: Option<Instant>,
     outcome: Option<Outcome>,
     ticket: Option<Ticket>,
 }
@@ -187,9 +193,12 @@ impl Task {
     fn hold(&mut self, slot: SlotKind, queued: bool) {
         self.slot = Some(slot);
         self.running = true;
+        let now = Instant::now();
+        self.started = Some(now);
         self.rt.emit(Event::Started {
             task: &self.info,
             queued,
+            waited: now.saturating_duration_since(self.due),
         });
     }
 
@@ -258,6 +267,7 @@ impl Drop for Task {
             task: &self.info,
             outcome,
             queued: !self.running,
+            ran: self.started.map(|started| started.elapsed()),
         });
         self.rt.tasks().exit();
         drop(self.ticket.take());

@@ -395,7 +395,11 @@ async fn maintain(durable: &Durable, rt: &Runtime) {
         store
             .alive(&durable.worker.owner, now + durable.worker.lease)
             .await?;
-        store.rescue(now).await?;
+        let rescued = store.rescue(now).await?;
+        #[cfg(feature = "metrics")]
+        crate::metrics::rescued(rescued.len());
+        #[cfg(not(feature = "metrics"))]
+        let _ = rescued;
         let released = store.release_orphans(now).await?;
         if !released.is_empty() {
             tracing::info!(target: "errands", released = released.len(), "held durable jobs of a process that died were released");
@@ -407,10 +411,44 @@ async fn maintain(durable: &Durable, rt: &Runtime) {
         Ok::<_, StoreError>(())
     };
     match steps.await {
-        Ok(()) => deliver_owed_reports(durable, rt).await,
+        Ok(()) => {
+            #[cfg(feature = "metrics")]
+            measure_queues(durable, now).await;
+            deliver_owed_reports(durable, rt).await;
+        }
         Err(error) => {
             tracing::warn!(target: "errands", error = %crate::chain::line(&error), "durable job maintenance failed");
         }
+    }
+}
+
+/// Sets the durable job gauges of every queue this worker runs, and of any other queue that
+/// has unfinished jobs.
+#[cfg(feature = "metrics")]
+async fn measure_queues(durable: &Durable, now: SystemTime) {
+    let Ok(mut queues) = durable.store.queues(now).await else {
+        return; // the gauges keep their last values; the failure shows in the next steps
+    };
+    for queue in &durable.worker.queues {
+        if !queues.iter().any(|counts| counts.queue == queue.name) {
+            queues.push(crate::durable::QueueCounts {
+                queue: queue.name.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    for counts in queues {
+        let lag = counts
+            .oldest_due
+            .and_then(|due| now.duration_since(due).ok())
+            .unwrap_or_default();
+        crate::metrics::queue(
+            &counts.queue,
+            counts.held,
+            counts.available,
+            counts.running,
+            lag,
+        );
     }
 }
 

@@ -30,7 +30,7 @@ use crate::lifecycle::{Event, Lifecycle};
 use crate::live::Live;
 use crate::report::{ErrorReport, Reporters};
 use crate::stats::Stats;
-use crate::task::{ErrorHandler, ScheduleError, TaskId, TaskInfo};
+use crate::task::{ErrorHandler, ScheduleError, TaskId, TaskInfo, TaskName};
 
 pub(crate) use group::{Group, GroupId};
 pub(crate) use limits::{Limits, Serving};
@@ -145,8 +145,13 @@ impl Runtime {
         self.on_error.as_ref()
     }
 
-    /// Admits one more task into `group`, or says why not (emitting [`Event::Rejected`]).
-    pub(crate) fn admit(&self, group: GroupId) -> Result<(TaskId, Handle), ScheduleError> {
+    /// Admits one more task, named `task`, into `group`, or says why not (emitting
+    /// [`Event::Rejected`]).
+    pub(crate) fn admit(
+        &self,
+        task: &TaskName,
+        group: GroupId,
+    ) -> Result<(TaskId, Handle), ScheduleError> {
         let admitted = || {
             if self.is_closed() {
                 return Err(ScheduleError::ShuttingDown);
@@ -157,7 +162,12 @@ impl Runtime {
             }
             Ok((self.lifecycle.admit(), handle))
         };
-        admitted().inspect_err(|error| self.emit(Event::Rejected(error)))
+        admitted().inspect_err(|error| {
+            self.emit(Event::Rejected {
+                task: task.as_str(),
+                error,
+            });
+        })
     }
 
     /// The group called `name`.

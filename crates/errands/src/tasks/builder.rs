@@ -292,20 +292,24 @@ impl<'a> TaskBuilder<'a> {
         derived: TaskName,
     ) -> Result<TaskId, ScheduleError> {
         let rt = self.tasks.rt();
+        let name = self.name.map_or(derived, TaskName::Given);
         let group = match self.group {
             None => GroupId::default(),
-            Some(name) => rt.group(name).ok_or_else(|| {
-                let error = ScheduleError::UnknownGroup(name);
-                rt.emit(Event::Rejected(&error));
+            Some(group) => rt.group(group).ok_or_else(|| {
+                let error = ScheduleError::UnknownGroup(group);
+                rt.emit(Event::Rejected {
+                    task: name.as_str(),
+                    error: &error,
+                });
                 error
             })?,
         };
-        let (id, handle) = rt.admit(group)?;
+        let (id, handle) = rt.admit(&name, group)?;
         let request = self.tasks.scope();
         let info = TaskInfo {
             meta: Arc::new(TaskMeta {
                 id,
-                name: self.name.map_or(derived, TaskName::Given),
+                name,
                 timing: self.timing,
                 shielded: self.shielded,
                 always: self.always,

@@ -28,9 +28,9 @@ mod batches;
 
 use batches::Batches;
 
-use super::state::{JobId, JobState, JobStatus};
+use super::state::{JobId, JobState, JobStatus, QueueCounts};
 use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
-use super::{bounded, count, counts, json, millis};
+use super::{bounded, count, counts, json, millis, queues};
 
 /// The schema's migrations, in order: (version, SQL).
 const MIGRATIONS: [(i64, &str); 1] = [(1, include_str!("0001_jobs.sql"))];
@@ -434,6 +434,22 @@ impl Store for PgStore {
                 .await
                 .map_err(database)?;
         Ok(counts(rows))
+    }
+
+    async fn queues(&self, now: SystemTime) -> Result<Vec<QueueCounts>, StoreError> {
+        let rows = sqlx::query_as(
+            "SELECT queue, COUNT(*) FILTER (WHERE state = 'held'), \
+             COUNT(*) FILTER (WHERE state = 'available'), \
+             COUNT(*) FILTER (WHERE state = 'running'), \
+             MIN(run_at) FILTER (WHERE state = 'available' AND run_at <= $1) \
+             FROM errands.jobs WHERE state IN ('held', 'available', 'running') \
+             GROUP BY queue ORDER BY queue",
+        )
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(queues(rows))
     }
 
     async fn reported(&self, id: JobId) -> Result<(), StoreError> {

@@ -20,9 +20,9 @@ mod batches;
 
 use batches::Batches;
 
-use super::state::{JobId, JobState, JobStatus};
+use super::state::{JobId, JobState, JobStatus, QueueCounts};
 use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
-use super::{bounded, count, counts, json, millis};
+use super::{bounded, count, counts, json, millis, queues};
 
 /// The schema's migrations, in order: (version, SQL).
 const MIGRATIONS: [(i64, &str); 3] = [
@@ -405,6 +405,20 @@ impl Store for SqliteStore {
                 .await
                 .map_err(database)?;
         Ok(counts(rows))
+    }
+
+    async fn queues(&self, now: SystemTime) -> Result<Vec<QueueCounts>, StoreError> {
+        let rows = sqlx::query_as(
+            "SELECT queue, SUM(state = 'held'), SUM(state = 'available'), \
+             SUM(state = 'running'), MIN(CASE WHEN state = 'available' AND run_at <= ? \
+             THEN run_at END) FROM errands_jobs \
+             WHERE state IN ('held', 'available', 'running') GROUP BY queue ORDER BY queue",
+        )
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(queues(rows))
     }
 
     async fn reported(&self, id: JobId) -> Result<(), StoreError> {
