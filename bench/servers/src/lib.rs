@@ -31,3 +31,26 @@ pub fn logs() -> WorkerGuard {
 pub fn stats(scheduled: u64, finished: u64, counter: u64) -> serde_json::Value {
     serde_json::json!({"scheduled": scheduled, "finished": finished, "counter": counter})
 }
+
+/// With the `metrics` feature: installs a Prometheus recorder with errands' recommended
+/// buckets (before the runtime is built, as errands requires), and returns its handle, whose
+/// `render` gives the text a scrape would get. Without it: nothing is recorded.
+#[cfg(feature = "metrics")]
+pub fn metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            errands::metrics::RECOMMENDED_BUCKETS,
+        )
+        .expect("the buckets")
+        .install_recorder()
+        .expect("the only recorder");
+    Some(handle)
+}
+
+/// Without the `metrics` feature, nothing is recorded.
+#[cfg(not(feature = "metrics"))]
+pub fn metrics() -> Option<std::convert::Infallible> {
+    None
+}

@@ -21,8 +21,11 @@ pub struct Webhook {
 pub struct AppState {
     pub db: crate::db::Db,
     pub errands: Errands,
-    /// The token for `/ops/*` and `/stats`; without one, only loopback clients see them.
+    /// The token for `/ops/*`, `/stats` and `/metrics`; without one, only loopback clients
+    /// see them.
     pub ops_token: Option<std::sync::Arc<str>>,
+    /// The Prometheus recorder errands' metrics go to, rendered by `GET /metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 /// The runtime's configuration that belongs to the application: domain error mappings, the
@@ -50,6 +53,7 @@ fn ops(state: &AppState) -> Router<AppState> {
         )
         .route("/ops/notifications", get(routes::ops::notifications))
         .route("/stats", get(routes::ops::stats))
+        .route("/metrics", get(routes::ops::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             routes::ops::guard,

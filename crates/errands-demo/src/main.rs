@@ -32,6 +32,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(point) = config.crash_at.clone() {
         crash::arm(point, config.crash_once.clone());
     }
+    // Before the runtime is built: errands registers its metrics then.
+    let metrics = install_metrics()?;
     let (db, store) = db::open(&config.database).await?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
@@ -74,6 +76,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         db,
         errands: errands.clone(),
         ops_token: config.ops_token.as_deref().map(Into::into),
+        metrics,
     };
     tracing::info!(%addr, database = %redacted(&config.database), "listening on http://{addr}");
     let summary = errands
@@ -86,6 +89,20 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(3);
     }
     Ok(())
+}
+
+/// A Prometheus recorder for errands' metrics, with errands' recommended buckets for every
+/// histogram (they are all in seconds), rendered by `GET /metrics`.
+fn install_metrics()
+-> Result<metrics_exporter_prometheus::PrometheusHandle, Box<dyn std::error::Error>> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            errands::metrics::RECOMMENDED_BUCKETS,
+        )?
+        .install_recorder()?;
+    Ok(handle)
 }
 
 fn init_logs(format: LogFormat) {

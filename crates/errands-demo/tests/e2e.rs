@@ -344,7 +344,7 @@ async fn e_mail_addresses_are_unique_whatever_their_case() {
 #[tokio::test]
 async fn ops_pages_need_the_token_when_one_is_set() {
     let mut demo = Demo::start(&["--ops-token", "s3cret"]).await;
-    for path in ["/ops/outbox", "/stats"] {
+    for path in ["/ops/outbox", "/stats", "/metrics"] {
         assert_error(demo.get(path).await, 403, "forbidden").await;
         let with_token = demo
             .http
@@ -407,4 +407,68 @@ async fn an_export_storm_stops_at_its_group_and_sign_ups_still_answer() {
         .post("/signups", json!({"email": "cy@example.com"}))
         .await;
     assert_eq!(signup.status(), StatusCode::CREATED);
+}
+
+/// The sum of the Prometheus series of `name` whose line contains every one of `labels`.
+fn scraped(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_text_and_count_what_stats_count() {
+    let mut demo = Demo::start(&["--fault-injection"]).await;
+    let created = demo
+        .post("/signups", json!({"email": "ada@example.com"}))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let nightly = demo.post("/reports/nightly", json!({})).await;
+    assert_eq!(nightly.status(), StatusCode::ACCEPTED);
+    demo.wait_for("nightly report failed").await;
+    let stats = demo.get_json("/ops/idle").await;
+
+    let response = demo.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"),
+        "Prometheus' text format"
+    );
+    let text = response.text().await.unwrap();
+    let scheduled = scraped(&text, "errands_tasks_scheduled_total", &[]);
+    assert_eq!(scheduled, stats["scheduled"].as_f64().unwrap(), "{text}");
+    for outcome in ["succeeded", "failed", "skipped"] {
+        let label = format!("outcome=\"{outcome}\"");
+        let finished = scraped(&text, "errands_tasks_finished_total", &[&label]);
+        assert_eq!(
+            finished,
+            stats[outcome].as_f64().unwrap(),
+            "{outcome}: {text}"
+        );
+    }
+    let failed_nightly = scraped(
+        &text,
+        "errands_tasks_finished_total",
+        &["task=\"build_nightly_report\"", "outcome=\"failed\""],
+    );
+    assert_eq!(failed_nightly, 1.0, "{text}");
+    assert!(scraped(&text, "errands_errors_reported_total", &["origin=\"task\""]) >= 1.0);
+    // The recommended buckets, in seconds.
+    assert!(
+        text.contains("errands_task_duration_seconds_bucket{"),
+        "{text}"
+    );
+    assert!(text.contains("le=\"0.0025\""), "{text}");
+    // The durable queues, measured by the worker when it started.
+    assert!(
+        text.contains("errands_jobs_oldest_runnable_age_seconds{queue=\"default\"}"),
+        "{text}"
+    );
 }

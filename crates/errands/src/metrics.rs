@@ -326,6 +326,7 @@ fn origin_index(origin: Origin) -> usize {
 
 /// The durable job gauges of one queue: its unfinished jobs by state, and the age of its
 /// oldest runnable job.
+#[cfg(feature = "durable")]
 pub(crate) fn queue(queue: &str, held: u64, available: u64, running: u64, oldest: Duration) {
     let queue = SharedString::from(queue.to_owned());
     for (state, count) in [
@@ -339,6 +340,7 @@ pub(crate) fn queue(queue: &str, held: u64, available: u64, running: u64, oldest
 }
 
 /// Durable jobs whose lease expired were taken back.
+#[cfg(feature = "durable")]
 pub(crate) fn rescued(count: usize) {
     metrics::counter!(JOBS_RESCUED).increment(count as u64);
 }

@@ -8,6 +8,8 @@
 //! before the next request starts. Logs are formatted as usual and written to a sink, so the
 //! default reporter's event for a failed task is counted. At the end the task counters must
 //! match the requests sent, or the driver panics: a run that lost work cannot give a figure.
+//! Built with the `metrics` feature, errands records its metrics into a Prometheus recorder,
+//! whose scrape must show the tasks too.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -57,6 +59,8 @@ fn main() {
 }
 
 async fn run(method: Method, uri: &str, count: u64) {
+    // With the `metrics` feature, a Prometheus recorder records errands' metrics.
+    let recorder = errands_bench_servers::metrics();
     // The default reporter: one tracing event per failed task.
     let errands = Errands::new();
     let app = Router::new()
@@ -93,4 +97,17 @@ async fn run(method: Method, uri: &str, count: u64) {
     assert_eq!(stats.requests_in_flight, 0, "{stats:?}");
     assert_eq!(stats.rejected, 0, "{stats:?}");
     assert_eq!(COUNTER.load(Relaxed), tasks, "{stats:?}");
+    #[cfg(feature = "metrics")]
+    if let Some(recorder) = recorder {
+        let scraped = recorder.render();
+        let succeeded: u64 = scraped
+            .lines()
+            .filter(|line| line.starts_with("errands_tasks_finished_total{"))
+            .filter(|line| line.contains("outcome=\"succeeded\""))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        assert_eq!(succeeded, tasks - failed, "{scraped}");
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = recorder;
 }

@@ -35,6 +35,7 @@ pub async fn index() -> axum::Json<Value> {
             "GET /ops/alerts": "alerts received by the default on-call webhook",
             "GET /ops/notifications": "notifications from error mappers",
             "GET /stats": "task counters",
+            "GET /metrics": "errands' metrics in Prometheus' text format",
         }
     }))
 }
@@ -69,6 +70,14 @@ fn allowed(peer: SocketAddr, token: Option<&str>, headers: &HeaderMap) -> bool {
 /// Compares without stopping at the first difference, so timing does not reveal the token.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// errands' metrics, as a Prometheus scrape sees them.
+pub async fn metrics(
+    State(state): State<AppState>,
+) -> ([(header::HeaderName, &'static str); 1], String) {
+    let text = state.metrics.render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 pub async fn nightly_report(tasks: Tasks) -> errands::Result<(StatusCode, axum::Json<Value>)> {
