@@ -60,9 +60,14 @@ fn ops(state: &AppState) -> Router<AppState> {
         ))
 }
 
-/// The service's routes inside the errands layer; with `fault_injection`, also the fault
-/// drills, and `GET /ops/idle` outside the layer (see [`routes::drills`]).
-pub fn router(state: AppState, fault_injection: bool) -> Router {
+/// The service's routes inside the errands layer, and the dashboard at `/ops/dashboard`;
+/// with `fault_injection`, also the fault drills, and `GET /ops/idle` outside the layer (see
+/// [`routes::drills`]).
+pub fn router(
+    state: AppState,
+    fault_injection: bool,
+    dashboard: errands::dashboard::Dashboard,
+) -> Router {
     let errands = state.errands.clone();
     let mut routes = Router::new()
         .route("/", get(routes::ops::index))
@@ -82,7 +87,11 @@ pub fn router(state: AppState, fault_injection: bool) -> Router {
     if fault_injection {
         routes = routes.route("/drills", post(routes::drills::run));
     }
-    let app = routes.with_state(state).layer(errands.layer());
+    // The dashboard is outside the layer: an open page is not the service's work.
+    let app = routes
+        .with_state(state)
+        .layer(errands.layer())
+        .nest("/ops/dashboard", dashboard.router());
     if !fault_injection {
         return app;
     }

@@ -55,6 +55,16 @@ pub struct Config {
     #[arg(long, env = "ERRANDS_DEMO_OPS_TOKEN")]
     pub ops_token: Option<String>,
 
+    /// Token for the dashboard at `/ops/dashboard`: open it once with `?token=TOKEN` (a
+    /// cookie keeps it), or send `authorization: Bearer TOKEN`. Without one, a random token
+    /// is made at start; on a loopback address the dashboard's address with it is logged.
+    #[arg(long, env = "ERRANDS_DEMO_DASHBOARD_TOKEN")]
+    pub dashboard_token: Option<String>,
+
+    /// Let the dashboard retry, cancel and discard durable jobs (read-only without).
+    #[arg(long, env = "ERRANDS_DEMO_DASHBOARD_ACTIONS")]
+    pub dashboard_actions: bool,
+
     /// Serve `POST /drills`, whose requests inject faults into their handler and tasks, and
     /// `GET /ops/idle`; for reliability testing, never in production.
     #[arg(long, env = "ERRANDS_DEMO_FAULT_INJECTION")]

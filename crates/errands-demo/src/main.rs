@@ -79,8 +79,12 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         metrics,
     };
     tracing::info!(%addr, database = %redacted(&config.database), "listening on http://{addr}");
+    let dashboard = dashboard(&errands, &config, addr);
     let summary = errands
-        .serve(listener, app::router(state, config.fault_injection))
+        .serve(
+            listener,
+            app::router(state, config.fault_injection, dashboard),
+        )
         .await?;
     tracing::info!(?summary, "stopped");
     if summary.lost_work() {
@@ -89,6 +93,28 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(3);
     }
     Ok(())
+}
+
+/// The dashboard behind its token: the configured one, or a random one made now. On a
+/// loopback address, where only this machine can reach it, its address with the token is
+/// logged.
+fn dashboard(
+    errands: &Errands,
+    config: &Config,
+    addr: std::net::SocketAddr,
+) -> errands::dashboard::Dashboard {
+    let token = config
+        .dashboard_token
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    if addr.ip().is_loopback() {
+        tracing::info!("dashboard: http://{addr}/ops/dashboard?token={token}");
+    } else {
+        tracing::info!("dashboard: http://{addr}/ops/dashboard (with the dashboard token)");
+    }
+    errands::dashboard::Dashboard::new(errands)
+        .token(token)
+        .actions(config.dashboard_actions)
 }
 
 /// A Prometheus recorder for errands' metrics, with errands' recommended buckets for every

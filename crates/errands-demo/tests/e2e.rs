@@ -472,3 +472,46 @@ async fn metrics_are_served_in_prometheus_text_and_count_what_stats_count() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_is_behind_its_token_printed_at_start_on_localhost() {
+    let mut demo = Demo::start(&[]).await;
+    let line = demo.wait_for("dashboard: http://").await;
+    let start = line.find("http://").unwrap();
+    let url: String = line[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"')
+        .collect();
+    let token = url.split_once("token=").expect("the token on localhost").1;
+    assert!(token.len() >= 32, "a long random token: {token}");
+
+    assert_eq!(
+        demo.get("/ops/dashboard").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let page = demo
+        .http
+        .get(demo.url("/ops/dashboard"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<h1>Overview</h1>") && html.contains("Durable queues"),
+        "{html}"
+    );
+    let read_only = demo
+        .http
+        .post(demo.url("/ops/dashboard/jobs/1/retry"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        read_only.status(),
+        StatusCode::FORBIDDEN,
+        "read-only by default"
+    );
+}

@@ -75,6 +75,8 @@
 // (docs/ARCHITECTURE.md; checked by the `layers` test).
 mod builder;
 mod chain;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 #[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub mod durable;
@@ -99,6 +101,8 @@ pub mod metrics;
 #[cfg(feature = "utoipa")]
 #[cfg_attr(docsrs, doc(cfg(feature = "utoipa")))]
 pub mod openapi;
+#[cfg(feature = "dashboard")]
+mod recent;
 mod report;
 mod request;
 mod runtime;

@@ -69,7 +69,8 @@ pub(crate) enum Event<'a> {
     /// A request entered the layer.
     RequestStarted(&'a RequestInfo),
     /// A request's response is over (or the request was dropped): its status and delivery
-    /// are in the request's info.
+    /// are in the request's info. Emitted before its `after_route` and `after_response`
+    /// tasks are released.
     RequestFinished(&'a RequestInfo),
     /// The server answered or closed a connection by itself before a request existed: a
     /// malformed request, a head too large, or a head not received in time.
@@ -84,6 +85,8 @@ pub(crate) struct Lifecycle {
     reporters: Reporters,
     #[cfg(feature = "metrics")]
     metrics: crate::metrics::Metrics,
+    #[cfg(feature = "dashboard")]
+    recent: crate::recent::Recent,
 }
 
 impl Lifecycle {
@@ -93,6 +96,8 @@ impl Lifecycle {
             reporters,
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::Metrics::new(),
+            #[cfg(feature = "dashboard")]
+            recent: crate::recent::Recent::default(),
         }
     }
 
@@ -107,6 +112,8 @@ impl Lifecycle {
     pub(crate) fn emit(&self, event: Event<'_>) {
         #[cfg(feature = "metrics")]
         self.measure(&event);
+        #[cfg(feature = "dashboard")]
+        self.remember(&event);
         let counters = &self.counters;
         match event {
             Event::Rejected { .. } => counters.rejected(),
@@ -162,6 +169,39 @@ impl Lifecycle {
             Event::RejectedByServer => metrics.rejected_by_server(),
             Event::Reported(report) => metrics.reported(report),
         }
+    }
+
+    /// The recent history's share of `event`.
+    #[cfg(feature = "dashboard")]
+    fn remember(&self, event: &Event<'_>) {
+        use crate::recent::TaskState;
+        let recent = &self.recent;
+        match event {
+            Event::Scheduled(task) => recent.scheduled(task),
+            Event::Held(task) => recent.state(task, TaskState::Pending),
+            Event::Released(task) => recent.state(task, TaskState::Running),
+            Event::Queued(task) => recent.state(task, TaskState::Queued),
+            Event::Started { task, .. } => recent.started(task),
+            Event::AttemptEnded {
+                task,
+                attempt,
+                error: Some(error),
+                retry_in,
+            } => recent.attempt_ended(task, *attempt, error, *retry_in),
+            Event::Finished { task, outcome, .. } => recent.finished(task, *outcome),
+            Event::RequestFinished(request) => recent.request_finished(request),
+            Event::Reported(report) => recent.reported(report),
+            Event::Rejected { .. }
+            | Event::AttemptEnded { error: None, .. }
+            | Event::RequestStarted(_)
+            | Event::RejectedByServer => {}
+        }
+    }
+
+    /// The recent history the dashboard shows.
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn recent(&self) -> &crate::recent::Recent {
+        &self.recent
     }
 
     /// Reports `report`: the event [`Reported`](Event::Reported).

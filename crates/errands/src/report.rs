@@ -84,6 +84,15 @@ impl ErrorLink {
     }
 }
 
+/// The chain of a task's error, outermost first: the error it returned, or what happened.
+#[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
+pub(crate) fn chain_of(error: &TaskError) -> Vec<ErrorLink> {
+    match error {
+        TaskError::Failed { error, type_name } => ErrorLink::chain(&**error, Some(type_name)),
+        other => ErrorLink::chain(other, None),
+    }
+}
+
 /// One reported error, given to every [`Reporter`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 mod common;
 
-use errands::durable::{Enqueued, JobState, NewJob, SqliteStore, Store, StoreError};
+use errands::durable::{
+    Enqueued, JobFilter, JobId, JobState, NewJob, SqliteStore, Store, StoreError,
+};
 use serde_json::json;
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -323,6 +325,82 @@ async fn concurrent_completions_are_each_fenced(store: &impl Store) {
     );
 }
 
+/// Each attempt that ended with an error — a failure, an expired lease — is kept in the job's
+/// history, oldest first; a shutdown's requeue is not an attempt; the history goes with the
+/// job when it is pruned.
+async fn attempts_that_ended_with_an_error_are_kept_until_the_job_is_pruned(store: &impl Store) {
+    let id = store.enqueue(job("a").max_attempts(3)).await.unwrap().id();
+    let claim = |now| store.claim("default", "w", now, LEASE, 1);
+    let first = claim(SystemTime::now()).await.unwrap().remove(0);
+    store
+        .fail(
+            id,
+            first.token,
+            "declined: card expired",
+            Some(SystemTime::now()),
+        )
+        .await
+        .unwrap();
+    claim(SystemTime::now()).await.unwrap();
+    assert_eq!(store.requeue("w").await.unwrap(), 1);
+    let now = SystemTime::now();
+    claim(now).await.unwrap();
+    assert_eq!(store.rescue(now + LEASE * 2).await.unwrap(), [id]);
+    let last = claim(now + LEASE * 2).await.unwrap().remove(0);
+    store.fail(id, last.token, "declined", None).await.unwrap();
+
+    let attempts = store.attempts(id).await.unwrap();
+    let numbered: Vec<(u32, &str)> = attempts
+        .iter()
+        .map(|a| (a.attempt, a.error.as_str()))
+        .collect();
+    assert_eq!(numbered[0], (1, "declined: card expired"));
+    assert_eq!(numbered[1].0, 2);
+    assert!(numbered[1].1.contains("lease expired"), "{numbered:?}");
+    assert_eq!(numbered[2], (3, "declined"));
+    assert_eq!(numbered.len(), 3);
+    let status = store.status(id).await.unwrap();
+    let finished = status.finished_at.expect("failed for good");
+    assert!(status.enqueued_at <= finished && attempts[2].finished_at <= later(1));
+    assert!(
+        store
+            .attempts(JobId(id.0 + 1_000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    store.reported(id).await.unwrap();
+    assert_eq!(store.prune(later(1)).await.unwrap(), 1);
+    assert!(store.attempts(id).await.unwrap().is_empty());
+}
+
+/// Jobs are listed newest first, by state and by type, a page at a time.
+async fn jobs_are_listed_newest_first_by_state_and_type(store: &impl Store) {
+    let a1 = store.enqueue(job("a")).await.unwrap().id();
+    let b = store.enqueue(job("b")).await.unwrap().id();
+    let a2 = store.enqueue(job("a")).await.unwrap().id();
+    store
+        .claim("default", "w", SystemTime::now(), LEASE, 1)
+        .await
+        .unwrap();
+    let ids = |jobs: Vec<errands::durable::JobStatus>| -> Vec<JobId> {
+        jobs.into_iter().map(|job| job.id).collect()
+    };
+    assert_eq!(
+        ids(store.jobs(&JobFilter::new()).await.unwrap()),
+        [a2, b, a1]
+    );
+    let of_a = JobFilter::new().kind("a");
+    assert_eq!(ids(store.jobs(&of_a).await.unwrap()), [a2, a1]);
+    let running = JobFilter::new().state(JobState::Running);
+    assert_eq!(ids(store.jobs(&running).await.unwrap()), [a1]);
+    let next_page = JobFilter::new().before(a2).limit(1);
+    assert_eq!(ids(store.jobs(&next_page).await.unwrap()), [b]);
+    let none = JobFilter::new().kind("a").state(JobState::Failed);
+    assert!(store.jobs(&none).await.unwrap().is_empty());
+}
+
 async fn jobs_are_counted_by_state(store: &impl Store) {
     assert!(store.counts().await.unwrap().is_empty());
     store.enqueue(job("a")).await.unwrap();
@@ -475,6 +553,8 @@ macro_rules! every_check {
             jobs_are_counted_by_state,
             concurrent_enqueues_are_all_stored_once,
             concurrent_completions_are_each_fenced,
+            attempts_that_ended_with_an_error_are_kept_until_the_job_is_pruned,
+            jobs_are_listed_newest_first_by_state_and_type,
             shutdown_requeues_running_jobs_without_counting_the_attempt,
             unique_keys_return_the_live_duplicate,
             queues_are_claimed_apart,

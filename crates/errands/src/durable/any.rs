@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
-use super::state::{JobId, JobState, JobStatus, QueueCounts};
+use super::state::{JobAttempt, JobFilter, JobId, JobState, JobStatus, QueueCounts};
 use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
 
 /// One of the stores this build has: what [`ErrandsBuilder::durable`](crate::ErrandsBuilder::durable)
@@ -141,6 +141,14 @@ impl Store for AnyStore {
 
     async fn queues(&self, now: SystemTime) -> Result<Vec<QueueCounts>, StoreError> {
         each!(self, store => store.queues(now))
+    }
+
+    async fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobStatus>, StoreError> {
+        each!(self, store => store.jobs(filter))
+    }
+
+    async fn attempts(&self, id: JobId) -> Result<Vec<JobAttempt>, StoreError> {
+        each!(self, store => store.attempts(id))
     }
 
     async fn counts(&self) -> Result<Vec<(JobState, u64)>, StoreError> {

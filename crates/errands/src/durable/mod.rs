@@ -46,7 +46,7 @@ mod sqlite;
 
 pub use any::AnyStore;
 pub use connection::JobConnection;
-pub use state::{JobId, JobState, JobStatus, QueueCounts};
+pub use state::{JobAttempt, JobFilter, JobId, JobState, JobStatus, QueueCounts};
 pub use store::{Claimed, Enqueued, NewJob, Store, StoreError};
 
 #[cfg(feature = "postgres")]
@@ -79,6 +79,24 @@ fn millis(at: SystemTime) -> i64 {
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// A stored time (Unix milliseconds) as a time.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+fn at(millis: i64) -> SystemTime {
+    UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
+
+/// Stored `(attempt, finished_at, error)` rows as [`JobAttempt`]s.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+fn attempts(rows: Vec<(i64, i64, String)>) -> Vec<JobAttempt> {
+    rows.into_iter()
+        .map(|(attempt, finished_at, error)| JobAttempt {
+            attempt: count(attempt),
+            finished_at: at(finished_at),
+            error,
+        })
+        .collect()
+}
+
 /// Stored `(queue, held, available, running, oldest due)` rows as [`QueueCounts`].
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 fn queues(rows: Vec<(String, i64, i64, i64, Option<i64>)>) -> Vec<QueueCounts> {
@@ -89,7 +107,7 @@ fn queues(rows: Vec<(String, i64, i64, i64, Option<i64>)>) -> Vec<QueueCounts> {
             held: count(held),
             available: count(available),
             running: count(running),
-            oldest_due: oldest.map(|at| UNIX_EPOCH + std::time::Duration::from_millis(count(at))),
+            oldest_due: oldest.map(at),
         })
         .collect()
 }

@@ -125,4 +125,92 @@ pub struct JobStatus {
     pub request_id: Option<String>,
     /// Its context fields (a JSON object); never its arguments.
     pub fields: serde_json::Value,
+    /// When it was enqueued.
+    pub enqueued_at: SystemTime,
+    /// When it is, or was last, due to run.
+    pub run_at: SystemTime,
+    /// When it finished, if it did.
+    pub finished_at: Option<SystemTime>,
+}
+
+/// An attempt of a job that ended with an error: a failure, or a lease that expired.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct JobAttempt {
+    /// The attempt's number, from 1.
+    pub attempt: u32,
+    /// When it ended.
+    pub finished_at: SystemTime,
+    /// Its error chain as one line (`outer: inner: root`), bounded.
+    pub error: String,
+}
+
+/// Which jobs [`Store::jobs`](super::Store::jobs) lists: newest first, optionally of one state
+/// and one type, older than a given job (the next page), at most `limit` (up to 500).
+///
+/// ```
+/// use errands::durable::{JobFilter, JobState};
+///
+/// let failed_payments = JobFilter::new()
+///     .state(JobState::Failed)
+///     .kind("process_payment")
+///     .limit(50);
+/// # let _ = failed_payments;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this type.
+    pub kind: Option<String>,
+    /// Only jobs older (with a smaller id) than this one.
+    pub before: Option<JobId>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+impl Default for JobFilter {
+    fn default() -> Self {
+        JobFilter {
+            state: None,
+            kind: None,
+            before: None,
+            limit: 50,
+        }
+    }
+}
+
+impl JobFilter {
+    /// The most a page holds.
+    pub const MAX_LIMIT: u32 = 500;
+
+    /// Every job, 50 at a time.
+    pub fn new() -> Self {
+        JobFilter::default()
+    }
+
+    /// Only jobs in `state`.
+    pub fn state(mut self, state: JobState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Only jobs of the type `kind`.
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// Only jobs older than `id`: the page after the one that ended with `id`.
+    pub fn before(mut self, id: JobId) -> Self {
+        self.before = Some(id);
+        self
+    }
+
+    /// At most `limit` jobs (at most [`MAX_LIMIT`](Self::MAX_LIMIT)).
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = limit.min(Self::MAX_LIMIT);
+        self
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use super::state::{JobId, JobState, JobStatus, QueueCounts};
+use super::state::{JobAttempt, JobFilter, JobId, JobState, JobStatus, QueueCounts};
 
 /// A job to store.
 #[derive(Clone, Debug)]
@@ -269,6 +269,18 @@ pub trait Store: Send + Sync + 'static {
         &self,
         now: SystemTime,
     ) -> impl Future<Output = Result<Vec<QueueCounts>, StoreError>> + Send;
+
+    /// The jobs `filter` selects, newest first.
+    fn jobs(
+        &self,
+        filter: &JobFilter,
+    ) -> impl Future<Output = Result<Vec<JobStatus>, StoreError>> + Send;
+
+    /// The attempts of `id` that ended with an error, oldest first (the last 100).
+    fn attempts(
+        &self,
+        id: JobId,
+    ) -> impl Future<Output = Result<Vec<JobAttempt>, StoreError>> + Send;
 
     /// Records that the report of `id`'s current end was delivered.
     fn reported(&self, id: JobId) -> impl Future<Output = Result<(), StoreError>> + Send;

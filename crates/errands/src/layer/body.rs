@@ -49,7 +49,6 @@ impl Drop for RequestGuard {
     fn drop(&mut self) {
         let (scope, rt) = (&self.scope, self.scope.rt());
         scope.response_finished(self.delivery);
-        rt.emit(Event::RequestFinished(scope.info()));
         rt.requests().exit();
         drop(self.watched.take());
     }

@@ -189,6 +189,12 @@ impl Runtime {
         self.lifecycle.report(report);
     }
 
+    /// The recent history the dashboard shows.
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn recent(&self) -> &crate::recent::Recent {
+        self.lifecycle.recent()
+    }
+
     pub(crate) fn reporters(&self) -> &Reporters {
         self.lifecycle.reporters()
     }

@@ -150,6 +150,8 @@ impl RequestScope {
                 std::mem::take(&mut state.after_response),
             )
         };
+        // The response is over before its tasks are released.
+        self.rt.emit(Event::RequestFinished(&self.info));
         self.release(route_batch, reason);
         self.release(response_batch, reason);
     }

@@ -28,12 +28,15 @@ mod batches;
 
 use batches::Batches;
 
-use super::state::{JobId, JobState, JobStatus, QueueCounts};
+use super::state::{JobAttempt, JobFilter, JobId, JobState, JobStatus, QueueCounts};
 use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
-use super::{bounded, count, counts, json, millis, queues};
+use super::{at, attempts, bounded, count, counts, json, millis, queues};
 
 /// The schema's migrations, in order: (version, SQL).
-const MIGRATIONS: [(i64, &str); 1] = [(1, include_str!("0001_jobs.sql"))];
+const MIGRATIONS: [(i64, &str); 2] = [
+    (1, include_str!("0001_jobs.sql")),
+    (2, include_str!("0002_attempts.sql")),
+];
 
 /// The advisory lock keys: migrations, and maintenance.
 const MIGRATION_LOCK: i64 = 0x6572_7261_6e64_0001;
@@ -391,7 +394,7 @@ impl Store for PgStore {
     async fn status(&self, id: JobId) -> Result<JobStatus, StoreError> {
         let row = sqlx::query(
             "SELECT id, kind, queue, state, attempt, max_attempts, last_error, request_id, \
-             fields FROM errands.jobs WHERE id = $1",
+             fields, created_at, run_at, finished_at FROM errands.jobs WHERE id = $1",
         )
         .bind(id.0)
         .fetch_optional(&self.pool)
@@ -414,7 +417,8 @@ impl Store for PgStore {
              AND (owner IS NULL OR owner NOT IN \
                  (SELECT owner FROM errands.processes WHERE alive_until >= $2)) \
              ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields",
+             RETURNING id, kind, queue, state, attempt, max_attempts, last_error, request_id, \
+             fields, created_at, run_at, finished_at",
         )
         .bind(millis(now + claim))
         .bind(millis(now))
@@ -450,6 +454,39 @@ impl Store for PgStore {
         .await
         .map_err(database)?;
         Ok(queues(rows))
+    }
+
+    async fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobStatus>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, queue, state, attempt, max_attempts, last_error, request_id, \
+             fields, created_at, run_at, finished_at FROM errands.jobs \
+             WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR kind = $2) \
+             AND ($3::BIGINT IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
+        )
+        .bind(filter.state.map(JobState::as_str))
+        .bind(&filter.kind)
+        .bind(filter.before.map(|id| id.0))
+        .bind(i64::from(filter.limit.min(JobFilter::MAX_LIMIT)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        rows.iter().map(status).collect()
+    }
+
+    async fn attempts(&self, id: JobId) -> Result<Vec<JobAttempt>, StoreError> {
+        let rows: Vec<(i32, i64, String)> = sqlx::query_as(
+            "SELECT attempt, finished_at, error FROM (SELECT id, attempt, finished_at, error \
+             FROM errands.attempts WHERE job_id = $1 ORDER BY id DESC LIMIT 100) AS last \
+             ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        let rows = rows
+            .into_iter()
+            .map(|(n, at, error)| (i64::from(n), at, error));
+        Ok(attempts(rows.collect()))
     }
 
     async fn reported(&self, id: JobId) -> Result<(), StoreError> {
@@ -632,6 +669,9 @@ fn status(row: &PgRow) -> Result<JobStatus, StoreError> {
         last_error: row.get("last_error"),
         request_id: row.get("request_id"),
         fields: json(row.get("fields")),
+        enqueued_at: at(row.get("created_at")),
+        run_at: at(row.get("run_at")),
+        finished_at: row.get::<Option<i64>, _>("finished_at").map(at),
     })
 }
 

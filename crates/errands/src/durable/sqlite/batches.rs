@@ -1,14 +1,22 @@
 //! The SQLite store's batched writes (see [`Batcher`]): enqueues, and completions. SQLite has
-//! one write lock, and writers that race for it sleep in its busy handler; a batch takes it
-//! once, with `BEGIN IMMEDIATE`.
+//! one write lock, and writers that race for it sleep in its busy handler (a millisecond or
+//! more): a batch takes it once, with `BEGIN IMMEDIATE`, and the store's busiest writers — the
+//! two batchers and the claims — take turns on an async lock first ([`Writing`]), so that
+//! within a process they wait for each other without sleeping.
+
+use std::sync::Arc;
 
 use sqlx::Connection;
 use sqlx::sqlite::SqlitePool;
+use tokio::sync::Mutex;
 
 use super::{SqliteStore, complete, database, fenced};
 use crate::durable::batch::{Batcher, Committed};
 use crate::durable::state::JobId;
 use crate::durable::store::{Enqueued, NewJob, StoreError};
+
+/// The turn of the store's busiest writers in this process.
+pub(super) type Writing = Arc<Mutex<()>>;
 
 /// The store's two batchers.
 #[derive(Clone, Debug)]
@@ -19,12 +27,27 @@ pub(super) struct Batches {
 }
 
 impl Batches {
-    /// Starts both on `pool`, on the current tokio runtime.
-    pub(super) fn start(pool: &SqlitePool) -> Self {
-        let (on_enqueue, on_complete) = (pool.clone(), pool.clone());
+    /// Starts both on `pool`, on the current tokio runtime, each writing in its turn.
+    pub(super) fn start(pool: &SqlitePool, writing: &Writing) -> Self {
+        let (on_enqueue, on_complete) = (
+            (pool.clone(), writing.clone()),
+            (pool.clone(), writing.clone()),
+        );
         Batches {
-            enqueues: Batcher::start(move |jobs| enqueue(on_enqueue.clone(), jobs)),
-            completions: Batcher::start(move |done| complete_all(on_complete.clone(), done)),
+            enqueues: Batcher::start(move |jobs| {
+                let (pool, writing) = on_enqueue.clone();
+                async move {
+                    let _turn = writing.lock().await;
+                    enqueue(pool, jobs).await
+                }
+            }),
+            completions: Batcher::start(move |done| {
+                let (pool, writing) = on_complete.clone();
+                async move {
+                    let _turn = writing.lock().await;
+                    complete_all(pool, done).await
+                }
+            }),
         }
     }
 }

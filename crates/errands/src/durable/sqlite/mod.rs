@@ -18,17 +18,18 @@ use sqlx::{Connection, Row};
 
 mod batches;
 
-use batches::Batches;
+use batches::{Batches, Writing};
 
-use super::state::{JobId, JobState, JobStatus, QueueCounts};
+use super::state::{JobAttempt, JobFilter, JobId, JobState, JobStatus, QueueCounts};
 use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
-use super::{bounded, count, counts, json, millis, queues};
+use super::{at, attempts, bounded, count, counts, json, millis, queues};
 
 /// The schema's migrations, in order: (version, SQL).
-const MIGRATIONS: [(i64, &str); 3] = [
+const MIGRATIONS: [(i64, &str); 4] = [
     (1, include_str!("0001_jobs.sql")),
     (2, include_str!("0002_processes.sql")),
     (3, include_str!("0003_report_claims.sql")),
+    (4, include_str!("0004_attempts.sql")),
 ];
 
 /// Ends a running job, fenced by its token: (finished_at, id, token).
@@ -51,6 +52,7 @@ const COMPLETE: &str = "UPDATE errands_jobs SET state = 'succeeded', lease_until
 pub struct SqliteStore {
     pool: SqlitePool,
     batches: Batches,
+    writing: Writing,
 }
 
 impl SqliteStore {
@@ -65,8 +67,13 @@ impl SqliteStore {
         let mut conn = pool.acquire().await.map_err(database)?;
         migrate(&mut conn).await?;
         drop(conn);
-        let batches = Batches::start(&pool);
-        Ok(SqliteStore { pool, batches })
+        let writing = Writing::default();
+        let batches = Batches::start(&pool, &writing);
+        Ok(SqliteStore {
+            pool,
+            batches,
+            writing,
+        })
     }
 
     /// The pool the store uses.
@@ -234,6 +241,7 @@ impl Store for SqliteStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<Claimed>, StoreError> {
+        let _turn = self.writing.lock().await;
         let rows = sqlx::query(
             "UPDATE errands_jobs SET state = 'running', attempt = attempt + 1, \
              token = token + 1, lease_until = ?, owner = ? \
@@ -361,8 +369,8 @@ impl Store for SqliteStore {
 
     async fn status(&self, id: JobId) -> Result<JobStatus, StoreError> {
         let row = sqlx::query(
-            "SELECT id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields \
-             FROM errands_jobs WHERE id = ?",
+            "SELECT id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields, \
+             created_at, run_at, finished_at FROM errands_jobs WHERE id = ?",
         )
         .bind(id.0)
         .fetch_optional(&self.pool)
@@ -385,7 +393,8 @@ impl Store for SqliteStore {
              AND (owner IS NULL OR owner NOT IN \
                  (SELECT owner FROM errands_processes WHERE alive_until >= ?2)) \
              ORDER BY id LIMIT ?3) \
-             RETURNING id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields",
+             RETURNING id, kind, queue, state, attempt, max_attempts, last_error, request_id, \
+             fields, created_at, run_at, finished_at",
         )
         .bind(millis(now + claim))
         .bind(millis(now))
@@ -419,6 +428,35 @@ impl Store for SqliteStore {
         .await
         .map_err(database)?;
         Ok(queues(rows))
+    }
+
+    async fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobStatus>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields, \
+             created_at, run_at, finished_at FROM errands_jobs \
+             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2) \
+             AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
+        )
+        .bind(filter.state.map(JobState::as_str))
+        .bind(&filter.kind)
+        .bind(filter.before.map(|id| id.0))
+        .bind(i64::from(filter.limit.min(JobFilter::MAX_LIMIT)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        rows.iter().map(status).collect()
+    }
+
+    async fn attempts(&self, id: JobId) -> Result<Vec<JobAttempt>, StoreError> {
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT attempt, finished_at, error FROM (SELECT id, attempt, finished_at, error \
+             FROM errands_attempts WHERE job_id = ? ORDER BY id DESC LIMIT 100) ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database)?;
+        Ok(attempts(rows))
     }
 
     async fn reported(&self, id: JobId) -> Result<(), StoreError> {
@@ -560,6 +598,9 @@ fn status(row: &SqliteRow) -> Result<JobStatus, StoreError> {
         last_error: row.get("last_error"),
         request_id: row.get("request_id"),
         fields: json(row.get("fields")),
+        enqueued_at: at(row.get("created_at")),
+        run_at: at(row.get("run_at")),
+        finished_at: row.get::<Option<i64>, _>("finished_at").map(at),
     })
 }
 
