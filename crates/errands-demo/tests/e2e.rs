@@ -475,8 +475,9 @@ async fn metrics_are_served_in_prometheus_text_and_count_what_stats_count() {
 
 #[tokio::test]
 async fn the_dashboard_is_behind_its_token_printed_at_start_on_localhost() {
-    let mut demo = Demo::start(&[]).await;
-    let line = demo.wait_for("dashboard: http://").await;
+    let demo = Demo::start(&[]).await;
+    // Logged before the server accepted connections: among the lines seen at start.
+    let line = demo.seen[demo.position(&["dashboard: http://"])].clone();
     let start = line.find("http://").unwrap();
     let url: String = line[start..]
         .chars()

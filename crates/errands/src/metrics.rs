@@ -157,9 +157,12 @@ struct ByTiming([OnceLock<TaskMetrics>; 3]);
 /// Values of a label, at most [`MAX_TASK_LABELS`] of them, then [`OTHER`]; each with what
 /// hangs on it.
 struct Capped<T> {
-    known: RwLock<HashMap<Box<str>, Arc<(SharedString, T)>>>,
-    other: Arc<(SharedString, T)>,
+    known: RwLock<HashMap<Box<str>, Labelled<T>>>,
+    other: Labelled<T>,
 }
+
+/// A label's value, and what hangs on it.
+type Labelled<T> = Arc<(SharedString, T)>;
 
 impl<T: Default> Capped<T> {
     fn new() -> Self {
@@ -169,7 +172,7 @@ impl<T: Default> Capped<T> {
         }
     }
 
-    fn get(&self, value: &str) -> Arc<(SharedString, T)> {
+    fn get(&self, value: &str) -> Labelled<T> {
         let known = self.known.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(found) = known.get(value) {
             return found.clone();

@@ -27,7 +27,10 @@ use tokio::sync::{Notify, watch};
 /// What the recorder holds: `(name, labels, value)`, totalled over its snapshots (each
 /// snapshot of the debugging recorder takes what changed since the one before, gauges too).
 #[derive(Default)]
-struct Recorded(Vec<(String, Vec<(String, String)>, DebugValue)>);
+struct Recorded(Vec<Series>);
+
+/// A metric's name, its labels (sorted), and its value.
+type Series = (String, Vec<(String, String)>, DebugValue);
 
 impl Recorded {
     /// Adds what was recorded since the last snapshot; returns the total.
@@ -62,7 +65,7 @@ impl Recorded {
         &'a self,
         name: &'a str,
         with: &'a [(&'a str, &'a str)],
-    ) -> impl Iterator<Item = &'a (String, Vec<(String, String)>, DebugValue)> {
+    ) -> impl Iterator<Item = &'a Series> {
         self.0.iter().filter(move |(n, labels, _)| {
             n == name
                 && with

@@ -25,17 +25,17 @@ pub(super) async fn guard(
         );
     }
     let (parts, body) = request.into_parts();
-    if let Some(token) = &dashboard.token {
-        if let Some(given) = query_token(parts.uri.query()) {
-            if !same(given.as_bytes(), token.as_bytes()) {
-                return refused("Not authorized.");
-            }
-            let original = parts
-                .extensions
-                .get::<OriginalUri>()
-                .map_or_else(|| parts.uri.clone(), |uri| uri.0.clone());
-            return enter(&original, &parts.uri, token);
+    if let Some(token) = &dashboard.token
+        && let Some(given) = query_token(parts.uri.query())
+    {
+        if !same(given.as_bytes(), token.as_bytes()) {
+            return refused("Not authorized.");
         }
+        let original = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |uri| uri.0.clone());
+        return enter(&original, &parts.uri, token);
     }
     let by_token = dashboard
         .token

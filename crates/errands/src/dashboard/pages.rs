@@ -61,6 +61,7 @@ fn phase(rt: &Runtime) -> &'static str {
 /// The overview's numbers, as the page renders them and the live stream sends them.
 pub(super) async fn snapshot(dashboard: &Dashboard) -> Value {
     let rt = dashboard.errands.rt();
+    #[cfg_attr(not(feature = "durable"), allow(unused_mut))]
     let mut snapshot = json!({
         "stats": dashboard.errands.stats(),
         "phase": phase(rt),
@@ -220,10 +221,7 @@ fn job_filter_state(state: &str) -> Option<Option<crate::durable::JobState>> {
     Some(Some(match state {
         "pending" => JobState::Held,
         "queued" => JobState::Available,
-        other => match JobState::parse(other) {
-            Some(state) => state,
-            None => return None, // a state jobs never have
-        },
+        other => JobState::parse(other)?, // `None`: a state jobs never have
     }))
 }
 
@@ -251,6 +249,7 @@ pub(super) async fn tasks(
         .take(wanted)
         .map(Row::Task)
         .collect();
+    #[cfg_attr(not(feature = "durable"), allow(unused_mut))]
     let mut note = String::new();
     #[cfg(feature = "durable")]
     if let Some(durable) = rt.attached::<crate::jobs::Durable>() {
