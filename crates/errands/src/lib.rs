@@ -40,6 +40,11 @@
 //! one schema with the request id (or as `application/problem+json`), and reports it once —
 //! the same reporters that receive task failures.
 //!
+//! To watch the work run: `errands::metrics` (feature `metrics`) records counters equal to
+//! [`Stats`], gauges and histograms through the `metrics` facade, and
+//! `errands::dashboard` (feature `dashboard`) is a live dashboard `Router` of tasks, durable
+//! jobs and errors, behind the application's authorization check.
+//!
 //! The precise rules — when each mode spawns, when tasks are skipped, the shutdown order and
 //! the error pipeline — are in [`semantics`]; [`from_fastapi`] maps FastAPI's idioms to
 //! errands.

@@ -116,6 +116,9 @@ pub struct ErrorReport {
     pub task: Option<TaskInfo>,
     /// The request's id.
     pub request_id: Option<RequestId>,
+    /// The W3C `traceparent` the request carried (for a durable job: the request that
+    /// enqueued it), when it was a valid one.
+    pub traceparent: Option<String>,
     /// The request's method.
     pub method: Option<Method>,
     /// The request's matched route.
@@ -144,6 +147,7 @@ impl ErrorReport {
             chain: Vec::new(),
             task: None,
             request_id: None,
+            traceparent: None,
             method: None,
             route: None,
             status: None,
@@ -161,6 +165,7 @@ impl ErrorReport {
         }
         if report.request_id.is_none() {
             report.request_id = info.meta.enqueued_by.clone();
+            report.traceparent = info.meta.traceparent.as_deref().map(str::to_owned);
         }
         report.task = Some(info.clone());
         report.key = info.meta.report_key.clone();
@@ -170,6 +175,7 @@ impl ErrorReport {
     /// Fills in the request's id, method, route and status.
     pub(crate) fn request(mut self, request: &RequestInfo) -> Self {
         self.request_id = Some(request.id.clone());
+        self.traceparent = request.traceparent().map(str::to_owned);
         self.method = Some(request.method.clone());
         self.route = request.route().map(str::to_owned);
         self.status = request.status();

@@ -272,7 +272,13 @@ async fn the_dashboard_in_a_real_browser() {
     assert_eq!(url, browser.current_url().await.unwrap(), "no reload");
 
     // A failed task's detail: its error chain and its request.
-    let failed = get("/fail").await.unwrap();
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let failed = http
+        .get(format!("{base}/fail"))
+        .header("traceparent", trace)
+        .send()
+        .await
+        .unwrap();
     let request_id = failed.headers()["x-request-id"]
         .to_str()
         .unwrap()

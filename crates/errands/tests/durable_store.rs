@@ -73,7 +73,12 @@ fn later(seconds: u64) -> SystemTime {
 }
 
 async fn claims_run_due_jobs_once_in_order_and_complete_under_their_token(store: &impl Store) {
-    let first = store.enqueue(job("a")).await.unwrap().id();
+    const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let first = store
+        .enqueue(job("a").traceparent(TRACE))
+        .await
+        .unwrap()
+        .id();
     let second = store.enqueue(job("b")).await.unwrap().id();
     let future = store
         .enqueue(job("c").run_at(later(3600)))
@@ -88,6 +93,8 @@ async fn claims_run_due_jobs_once_in_order_and_complete_under_their_token(store:
     assert_eq!(ids, [first, second], "due jobs only, oldest first");
     assert_eq!(claimed[0].args, json!({"order": 7}));
     assert_eq!(claimed[0].attempt, 1);
+    assert_eq!(claimed[0].traceparent.as_deref(), Some(TRACE));
+    assert_eq!(claimed[1].traceparent, None);
     assert!(
         store
             .claim("default", "p2", SystemTime::now(), LEASE, 10)

@@ -140,6 +140,25 @@ impl Job for Finishes {
     }
 }
 
+/// Reports what trace it runs in, then fails (one attempt).
+#[derive(Serialize, Deserialize)]
+struct Traced;
+
+impl Job for Traced {
+    const NAME: &'static str = "traced";
+    type State = Signals;
+
+    fn retry_policy() -> RetryPolicy {
+        RetryPolicy::exponential(Duration::ZERO).max_attempts(1)
+    }
+
+    async fn run(self, cx: JobContext<Signals>) -> Result<(), BoxError> {
+        let trace = errands::TaskInfo::current().and_then(|t| t.traceparent().map(str::to_owned));
+        let _ = cx.state().0.send(format!("trace {trace:?}"));
+        Err("the export failed".into())
+    }
+}
+
 async fn store() -> (SqliteStore, std::path::PathBuf) {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let path = std::env::temp_dir().join(format!(
@@ -171,9 +190,14 @@ fn runtime(
                 .as_deref()
                 .map(|key| format!(" [{key}]"))
                 .unwrap_or_default();
+            let trace = r
+                .traceparent
+                .as_deref()
+                .map(|trace| format!(" <{trace}>"))
+                .unwrap_or_default();
             sink.lock()
                 .unwrap()
-                .push(format!("{name:?}: {}{key}", r.chain_text()));
+                .push(format!("{name:?}: {}{key}{trace}", r.chain_text()));
         })
         .shutdown_deadline(Duration::from_millis(100))
         .durable(store.clone())
@@ -181,6 +205,7 @@ fn runtime(
         .job::<Flaky>(signals.clone())
         .job::<Stuck>(signals.clone())
         .job::<HangsUnshielded>(signals.clone())
+        .job::<Traced>(signals.clone())
         .job::<Hangs>(signals)
         .build();
     (errands, rx)
@@ -1022,4 +1047,51 @@ async fn an_unshielded_job_is_stopped_at_the_drain_and_goes_back() {
     assert!(!summary.lost_work(), "{summary:?}");
     let status = store.status(id).await.unwrap();
     assert_eq!((status.state, status.attempt), (JobState::Available, 0));
+}
+
+/// W3C trace context: the request's `traceparent` is stored with the durable job it enqueued,
+/// is the attempt's (`TaskInfo::traceparent`), and is carried in the failure's report; an
+/// invalid one is not kept.
+#[tokio::test]
+async fn a_durable_job_carries_the_trace_of_the_request_that_enqueued_it() {
+    use errands::jobs::DurableTask;
+    const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    let (store, _path) = store().await;
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let app = axum::Router::new()
+        .route(
+            "/export",
+            axum::routing::post(|tasks: errands::Tasks| async move {
+                let id = tasks.after_response().durable(Traced).enqueue().await?;
+                Ok::<_, errands::Error>(id.id().to_string())
+            }),
+        )
+        .layer(errands.layer());
+    let client = errands::testing::TestClient::new(app, &errands);
+
+    let response = client.post("/export").header("traceparent", TRACE).await;
+    assert_eq!(response.status(), 200, "{}", response.text());
+    response.settle().await;
+    assert_eq!(next(&mut ran).await, format!("trace Some({TRACE:?})"));
+    common::idle(&errands).await;
+    let id = errands::durable::JobId(response.text().parse().unwrap());
+    assert_eq!(
+        store.status(id).await.unwrap().traceparent.as_deref(),
+        Some(TRACE)
+    );
+    let reported = reports.lock().unwrap().clone();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(reported[0].ends_with(&format!("<{TRACE}>")), "{reported:?}");
+
+    let response = client
+        .post("/export")
+        .header("traceparent", "00-not-a-trace-01")
+        .await;
+    response.settle().await;
+    assert_eq!(next(&mut ran).await, "trace None");
+    common::idle(&errands).await;
+    let id = errands::durable::JobId(response.text().parse().unwrap());
+    assert_eq!(store.status(id).await.unwrap().traceparent, None);
 }

@@ -374,10 +374,11 @@ fn missing(here: &Here, what: &str) -> Response {
 }
 
 /// The request that scheduled a task or enqueued a job: its id, method, route and status,
-/// and when its response finished relative to `started` (the task's start).
+/// its trace, and when its response finished relative to `started` (the task's start).
 fn request_section(
     rt: &Runtime,
     id: Option<&str>,
+    traceparent: Option<&str>,
     known: Option<(String, String, Option<u16>)>,
     started: Option<SystemTime>,
 ) -> String {
@@ -396,8 +397,10 @@ fn request_section(
     };
     let mut html = format!(
         "<h2>Request</h2><dl class=\"request\"><dt>id</dt><dd><code>{}</code></dd>\
+         <dt>trace</dt><dd><code>{}</code></dd>\
          <dt>method</dt><dd>{}</dd><dt>route</dt><dd>{}</dd><dt>status</dt><dd>{}</dd>",
         escape(id),
+        escape(traceparent.unwrap_or("–")),
         escape(&method),
         escape(&route),
         status.map_or_else(|| "–".to_owned(), |s| s.to_string())
@@ -454,6 +457,7 @@ pub(super) async fn task(
     body.push_str(&request_section(
         rt,
         info.request_id().map(|id| id.as_str()),
+        info.traceparent(),
         known,
         task.started_at,
     ));
@@ -645,6 +649,7 @@ async fn job_page(
     body.push_str(&request_section(
         rt,
         status.request_id.as_deref(),
+        status.traceparent.as_deref(),
         None,
         started,
     ));

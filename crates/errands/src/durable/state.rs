@@ -125,6 +125,8 @@ pub struct JobStatus {
     pub request_id: Option<String>,
     /// Its context fields (a JSON object); never its arguments.
     pub fields: serde_json::Value,
+    /// The W3C `traceparent` of the request that enqueued it.
+    pub traceparent: Option<String>,
     /// When it was enqueued.
     pub enqueued_at: SystemTime,
     /// When it is, or was last, due to run.

@@ -32,6 +32,8 @@ pub struct NewJob {
     pub owner: Option<String>,
     /// Its explicit context fields (JSON object), for reports.
     pub fields: serde_json::Value,
+    /// The W3C `traceparent` of the request that enqueued it.
+    pub traceparent: Option<String>,
 }
 
 impl NewJob {
@@ -48,12 +50,20 @@ impl NewJob {
             request_id: None,
             owner: None,
             fields: serde_json::Value::Object(Default::default()),
+            traceparent: None,
         }
     }
 
     /// In `queue`.
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = queue.into();
+        self
+    }
+
+    /// Part of the trace `traceparent` (W3C trace context), carried to its attempts and
+    /// reports.
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.traceparent = Some(traceparent.into());
         self
     }
 
@@ -136,6 +146,8 @@ pub struct Claimed {
     pub request_id: Option<String>,
     /// Its context fields.
     pub fields: serde_json::Value,
+    /// The W3C `traceparent` of the request that enqueued it.
+    pub traceparent: Option<String>,
 }
 
 /// Why a store call failed.

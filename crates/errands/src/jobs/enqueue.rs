@@ -275,6 +275,9 @@ impl<J: Job> JobBuilder<'_, J> {
             if let Some(request) = task.tasks().request_id() {
                 new.request_id = Some(request.to_string());
             }
+            if let Some(scope) = task.tasks().scope() {
+                new.traceparent = scope.info().traceparent().map(str::to_owned);
+            }
             if self.held() {
                 new.held = true;
                 new.owner = Some(self.jobs.durable()?.worker.owner.clone());

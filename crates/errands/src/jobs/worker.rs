@@ -198,6 +198,7 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
                     .as_deref()
                     .and_then(|id| RequestId::parse(id.as_bytes())),
             )
+            .traceparent(job.traceparent.as_deref())
             // Runs after the task's failure was reported. When this attempt ended the job
             // (not a lost lease, nor a store error), the job type's hook runs, and the report
             // is no longer owed.
@@ -497,6 +498,7 @@ async fn deliver_owed_reports(durable: &Durable, rt: &Runtime) {
             .request_id
             .as_deref()
             .and_then(|id| RequestId::parse(id.as_bytes()));
+        report.traceparent = status.traceparent.clone();
         report.outcome = Some(if skipped {
             Outcome::Skipped
         } else {

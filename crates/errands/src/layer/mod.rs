@@ -44,6 +44,9 @@ pub(crate) use outer::OuterLayer;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static(RequestId::HEADER);
 
+/// The W3C trace context header, kept with the request's tasks and durable jobs.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 /// The layer made by [`Errands::layer`](crate::Errands::layer).
 #[derive(Clone)]
 pub struct ErrandsLayer {
@@ -138,7 +141,8 @@ fn open<B>(rt: &Arc<Runtime>, request: &mut Request<B>) -> (RequestGuard, tracin
         id,
         request.method().clone(),
         request.extensions().get::<MatchedPath>(),
-    );
+    )
+    .with_traceparent(request.headers().get(TRACEPARENT));
     let scope = Arc::new(RequestScope::new(rt.clone(), info, watch));
     let info = scope.info();
     let span = crate::logs::span_at!(

@@ -33,6 +33,8 @@ pub(crate) struct RequestInfo {
     status: AtomicU16,
     /// The response's [`Delivery`] (`1 + its index`), once the response is over; 0 until then.
     delivery: AtomicU8,
+    /// The request's W3C `traceparent` header, when it carried a valid one.
+    traceparent: Option<Box<str>>,
 }
 
 impl RequestInfo {
@@ -44,7 +46,22 @@ impl RequestInfo {
             late_route: OnceLock::new(),
             status: AtomicU16::new(0),
             delivery: AtomicU8::new(0),
+            traceparent: None,
         }
+    }
+
+    /// With the request's `traceparent` header, kept when it is a valid W3C one.
+    pub(crate) fn with_traceparent(mut self, header: Option<&http::HeaderValue>) -> Self {
+        self.traceparent = header
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| valid_traceparent(value))
+            .map(Into::into);
+        self
+    }
+
+    /// The request's W3C `traceparent`, if it carried a valid one.
+    pub(crate) fn traceparent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
     }
 
     pub(crate) fn route(&self) -> Option<&str> {
@@ -88,5 +105,45 @@ impl RequestInfo {
             Some(Delivery::Interrupted) => 2,
         };
         self.delivery.store(delivery, Ordering::Release);
+    }
+}
+
+/// Whether `value` is a W3C trace context `traceparent` of version `00`:
+/// `00-{32 hex trace id}-{16 hex parent id}-{2 hex flags}`, lowercase, ids not all zero.
+pub(crate) fn valid_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |part: &str, len: usize| {
+        part.len() == len
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let nonzero = |part: &str| part.bytes().any(|b| b != b'0');
+    matches!(parts.as_slice(), [version, trace, parent, flags]
+        if *version == "00" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2)
+            && nonzero(trace) && nonzero(parent))
+}
+
+#[cfg(test)]
+mod traceparent_tests {
+    use super::valid_traceparent;
+
+    #[test]
+    fn only_valid_w3c_traceparents_are_kept() {
+        assert!(valid_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        for invalid in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-<script>alert(1)</script>-00f067aa0ba902b7-01",
+        ] {
+            assert!(!valid_traceparent(invalid), "{invalid}");
+        }
     }
 }

@@ -89,6 +89,8 @@ pub(crate) struct TaskMeta {
     pub(crate) enqueued_by: Option<RequestId>,
     /// The stable key of its reports ([`ErrorReport::key`](crate::ErrorReport::key)).
     pub(crate) report_key: Option<String>,
+    /// The W3C `traceparent` of the request that enqueued it, for a durable job's attempt.
+    pub(crate) traceparent: Option<Box<str>>,
 }
 
 /// Which group a task belongs to: an index into the runtime's groups, the default one first.
@@ -199,6 +201,15 @@ impl TaskInfo {
         match self.meta.request.as_deref() {
             Some(request) => Some(&request.id),
             None => self.meta.enqueued_by.as_ref(),
+        }
+    }
+
+    /// The W3C `traceparent` of the request that scheduled the task (or enqueued its durable
+    /// job), when that request carried a valid one: the trace the task's work belongs to.
+    pub fn traceparent(&self) -> Option<&str> {
+        match self.meta.request.as_deref() {
+            Some(request) => request.traceparent(),
+            None => self.meta.traceparent.as_deref(),
         }
     }
 

@@ -51,6 +51,7 @@ pub struct TaskBuilder<'a> {
     group: Option<&'static str>,
     report_key: Option<String>,
     enqueued_by: Option<RequestId>,
+    traceparent: Option<Box<str>>,
     attempts_before: u32,
 }
 
@@ -82,6 +83,7 @@ impl<'a> TaskBuilder<'a> {
             group: None,
             report_key: None,
             enqueued_by: None,
+            traceparent: None,
             attempts_before: 0,
         }
     }
@@ -256,6 +258,13 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
+    /// The trace of the request that enqueued a durable job (for its attempt).
+    #[cfg(feature = "durable")]
+    pub(crate) fn traceparent(mut self, traceparent: Option<&str>) -> Self {
+        self.traceparent = traceparent.map(Into::into);
+        self
+    }
+
     /// For a task run on behalf of the request `id` after it is gone (a durable job's
     /// attempt): its reports and logs carry the id.
     #[cfg(feature = "durable")]
@@ -318,6 +327,7 @@ impl<'a> TaskBuilder<'a> {
                 group,
                 report_key: self.report_key,
                 enqueued_by: self.enqueued_by,
+                traceparent: self.traceparent,
                 attempts_before: self.attempts_before,
             }),
             attempt: 1,

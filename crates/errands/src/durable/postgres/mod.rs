@@ -33,9 +33,10 @@ use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
 use super::{at, attempts, bounded, count, counts, json, millis, queues};
 
 /// The schema's migrations, in order: (version, SQL).
-const MIGRATIONS: [(i64, &str); 2] = [
+const MIGRATIONS: [(i64, &str); 3] = [
     (1, include_str!("0001_jobs.sql")),
     (2, include_str!("0002_attempts.sql")),
+    (3, include_str!("0003_traceparent.sql")),
 ];
 
 /// The advisory lock keys: migrations, and maintenance.
@@ -94,8 +95,8 @@ impl PgStore {
         let (args, fields, state) = job.encoded()?;
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO errands.jobs (kind, queue, args, state, max_attempts, run_at, \
-             unique_key, request_id, owner, fields, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             unique_key, request_id, owner, fields, created_at, traceparent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(&job.kind)
@@ -109,6 +110,7 @@ impl PgStore {
         .bind(&job.owner)
         .bind(fields)
         .bind(millis(SystemTime::now()))
+        .bind(&job.traceparent)
         .fetch_optional(&mut *conn)
         .await
         .map_err(database)?;
@@ -266,7 +268,8 @@ impl Store for PgStore {
              WHERE id IN (SELECT id FROM errands.jobs WHERE state = 'available' \
              AND queue = $3 AND run_at <= $4 ORDER BY run_at, id LIMIT $5 \
              FOR UPDATE SKIP LOCKED) \
-             RETURNING id, kind, args, attempt, max_attempts, token, request_id, fields",
+             RETURNING id, kind, args, attempt, max_attempts, token, request_id, fields, \
+             traceparent",
         )
         .bind(millis(now + lease))
         .bind(owner)
@@ -394,7 +397,7 @@ impl Store for PgStore {
     async fn status(&self, id: JobId) -> Result<JobStatus, StoreError> {
         let row = sqlx::query(
             "SELECT id, kind, queue, state, attempt, max_attempts, last_error, request_id, \
-             fields, created_at, run_at, finished_at FROM errands.jobs WHERE id = $1",
+             fields, created_at, run_at, finished_at, traceparent FROM errands.jobs WHERE id = $1",
         )
         .bind(id.0)
         .fetch_optional(&self.pool)
@@ -418,7 +421,7 @@ impl Store for PgStore {
                  (SELECT owner FROM errands.processes WHERE alive_until >= $2)) \
              ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING id, kind, queue, state, attempt, max_attempts, last_error, request_id, \
-             fields, created_at, run_at, finished_at",
+             fields, created_at, run_at, finished_at, traceparent",
         )
         .bind(millis(now + claim))
         .bind(millis(now))
@@ -459,7 +462,7 @@ impl Store for PgStore {
     async fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobStatus>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, kind, queue, state, attempt, max_attempts, last_error, request_id, \
-             fields, created_at, run_at, finished_at FROM errands.jobs \
+             fields, created_at, run_at, finished_at, traceparent FROM errands.jobs \
              WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR kind = $2) \
              AND ($3::BIGINT IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
         )
@@ -651,6 +654,7 @@ fn claimed(row: &PgRow) -> Claimed {
         token: row.get("token"),
         request_id: row.get("request_id"),
         fields: json(row.get("fields")),
+        traceparent: row.get("traceparent"),
     }
 }
 
@@ -669,6 +673,7 @@ fn status(row: &PgRow) -> Result<JobStatus, StoreError> {
         last_error: row.get("last_error"),
         request_id: row.get("request_id"),
         fields: json(row.get("fields")),
+        traceparent: row.get("traceparent"),
         enqueued_at: at(row.get("created_at")),
         run_at: at(row.get("run_at")),
         finished_at: row.get::<Option<i64>, _>("finished_at").map(at),

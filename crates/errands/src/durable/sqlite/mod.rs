@@ -25,11 +25,12 @@ use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
 use super::{at, attempts, bounded, count, counts, json, millis, queues};
 
 /// The schema's migrations, in order: (version, SQL).
-const MIGRATIONS: [(i64, &str); 4] = [
+const MIGRATIONS: [(i64, &str); 5] = [
     (1, include_str!("0001_jobs.sql")),
     (2, include_str!("0002_processes.sql")),
     (3, include_str!("0003_report_claims.sql")),
     (4, include_str!("0004_attempts.sql")),
+    (5, include_str!("0005_traceparent.sql")),
 ];
 
 /// Ends a running job, fenced by its token: (finished_at, id, token).
@@ -94,8 +95,8 @@ impl SqliteStore {
         let (args, fields, state) = job.encoded()?;
         let inserted = sqlx::query(
             "INSERT INTO errands_jobs (kind, queue, args, state, max_attempts, run_at, \
-             unique_key, request_id, owner, fields, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             unique_key, request_id, owner, fields, created_at, traceparent) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(&job.kind)
@@ -109,6 +110,7 @@ impl SqliteStore {
         .bind(&job.owner)
         .bind(fields)
         .bind(millis(SystemTime::now()))
+        .bind(&job.traceparent)
         .fetch_optional(&mut *conn)
         .await
         .map_err(database)?;
@@ -247,7 +249,8 @@ impl Store for SqliteStore {
              token = token + 1, lease_until = ?, owner = ? \
              WHERE id IN (SELECT id FROM errands_jobs WHERE state = 'available' \
              AND queue = ? AND run_at <= ? ORDER BY run_at, id LIMIT ?) \
-             RETURNING id, kind, args, attempt, max_attempts, token, request_id, fields",
+             RETURNING id, kind, args, attempt, max_attempts, token, request_id, fields, \
+             traceparent",
         )
         .bind(millis(now + lease))
         .bind(owner)
@@ -370,7 +373,7 @@ impl Store for SqliteStore {
     async fn status(&self, id: JobId) -> Result<JobStatus, StoreError> {
         let row = sqlx::query(
             "SELECT id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields, \
-             created_at, run_at, finished_at FROM errands_jobs WHERE id = ?",
+             created_at, run_at, finished_at, traceparent FROM errands_jobs WHERE id = ?",
         )
         .bind(id.0)
         .fetch_optional(&self.pool)
@@ -394,7 +397,7 @@ impl Store for SqliteStore {
                  (SELECT owner FROM errands_processes WHERE alive_until >= ?2)) \
              ORDER BY id LIMIT ?3) \
              RETURNING id, kind, queue, state, attempt, max_attempts, last_error, request_id, \
-             fields, created_at, run_at, finished_at",
+             fields, created_at, run_at, finished_at, traceparent",
         )
         .bind(millis(now + claim))
         .bind(millis(now))
@@ -433,7 +436,7 @@ impl Store for SqliteStore {
     async fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobStatus>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, kind, queue, state, attempt, max_attempts, last_error, request_id, fields, \
-             created_at, run_at, finished_at FROM errands_jobs \
+             created_at, run_at, finished_at, traceparent FROM errands_jobs \
              WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2) \
              AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
         )
@@ -580,6 +583,7 @@ fn claimed(row: &SqliteRow) -> Claimed {
         token: row.get("token"),
         request_id: row.get("request_id"),
         fields: json(row.get("fields")),
+        traceparent: row.get("traceparent"),
     }
 }
 
@@ -598,6 +602,7 @@ fn status(row: &SqliteRow) -> Result<JobStatus, StoreError> {
         last_error: row.get("last_error"),
         request_id: row.get("request_id"),
         fields: json(row.get("fields")),
+        traceparent: row.get("traceparent"),
         enqueued_at: at(row.get("created_at")),
         run_at: at(row.get("run_at")),
         finished_at: row.get::<Option<i64>, _>("finished_at").map(at),
