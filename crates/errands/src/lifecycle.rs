@@ -30,6 +30,8 @@ use crate::task::{Outcome, ScheduleError, TaskError, TaskId, TaskInfo};
 /// need to know which task or request it was about (metrics, the dashboard, durable jobs).
 #[derive(Debug)]
 #[allow(dead_code)]
+// An event lives on the stack for one `emit`: a boxed report would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Event<'a> {
     /// A schedule call for the task named `task` was refused; the task never existed.
     Rejected {

@@ -169,3 +169,71 @@ async fn request_ids_that_could_forge_log_lines_are_replaced_in_headers_bodies_a
         assert!(text.contains(&id), "the fresh id is logged: {text}");
     }
 }
+
+/// Records, for every span created, its name and its parent's name.
+#[derive(Clone, Default)]
+struct Parents(Arc<Mutex<Vec<(String, Option<String>)>>>);
+
+impl<S> tracing_subscriber::Layer<S> for Parents
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        _: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let span = ctx.span(id).expect("the new span");
+        let parent = span.parent().map(|parent| parent.name().to_owned());
+        self.0
+            .lock()
+            .unwrap()
+            .push((span.name().to_owned(), parent));
+    }
+}
+
+/// Task spans are children of their request's span in every timing mode, even when the task
+/// starts after the response.
+#[tokio::test]
+async fn task_spans_are_children_of_their_request_span_in_every_timing_mode() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let parents = Parents::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(parents.clone()));
+    let errands = Errands::builder().without_tracing_reporter().build();
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(|tasks: errands::Tasks| async move {
+                tasks.immediate().name("now").schedule(async {}).unwrap();
+                tasks
+                    .after_route()
+                    .name("after_route")
+                    .schedule(async {})
+                    .unwrap();
+                tasks
+                    .after_response()
+                    .name("after_response")
+                    .schedule(async {})
+                    .unwrap();
+                "ok"
+            }),
+        )
+        .layer(errands.layer());
+    let client = errands::testing::TestClient::new(app, &errands);
+    let response = client.get("/").await;
+    assert_eq!(response.status(), 200);
+    response.settle().await;
+
+    let spans = parents.0.lock().unwrap().clone();
+    let tasks: Vec<_> = spans.iter().filter(|(name, _)| name == "task").collect();
+    assert_eq!(tasks.len(), 3, "{spans:?}");
+    assert!(
+        tasks
+            .iter()
+            .all(|(_, parent)| parent.as_deref() == Some("request")),
+        "{spans:?}"
+    );
+}

@@ -153,6 +153,7 @@ fn open<B>(rt: &Arc<Runtime>, request: &mut Request<B>) -> (RequestGuard, tracin
         method = %info.method,
         route = info.route(),
     );
+    scope.set_span(&span);
     request.extensions_mut().insert(scope.clone());
     (RequestGuard::new(scope), span)
 }

@@ -44,6 +44,9 @@ pub(crate) struct RequestScope {
     /// Set when a test watches the request.
     watch: Option<Arc<Watch>>,
     state: Mutex<State>,
+    /// The request's span: released tasks start inside it, so their spans are its children
+    /// even when they start after the handler returned.
+    span: std::sync::OnceLock<tracing::Span>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -64,6 +67,14 @@ impl RequestScope {
                 after_route: Batch::default(),
                 after_response: Batch::default(),
             }),
+            span: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Keeps the request's span, for the tasks released later.
+    pub(crate) fn set_span(&self, span: &tracing::Span) {
+        if !span.is_disabled() {
+            let _ = self.span.set(span.clone());
         }
     }
 
@@ -162,6 +173,7 @@ impl RequestScope {
         if batch.is_empty() {
             return;
         }
+        let _in_request = self.span.get().map(tracing::Span::enter);
         for task in batch {
             self.rt.emit(Event::Released(task.info()));
             match reason {
