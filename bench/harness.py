@@ -25,10 +25,16 @@ superuser). Every measure has its own database, created for it and dropped after
 binaries also take the server's side: its CPU, WAL bytes and dead tuples per job. The smoke
 run leaves it out (its three debug builds take minutes) unless given --postgres.
 
+The metrics section runs the errands server twice, round after round on the same endpoints:
+built without errands' `metrics` feature, and built with it and a Prometheus recorder
+installed (bench/servers, feature `metrics`; its own target directory, target/metrics).
+
 Usage: bench/run              the full run; writes bench/RESULTS.md
        bench/run --smoke      a short run that proves the harness works (used by CI)
        bench/run --jobs-only  the durable jobs section alone; replaces only that section of
                               bench/RESULTS.md (or of --output)
+       bench/run --metrics-only  the metrics section alone: errands with metrics off and on;
+                              replaces only that section
        --no-postgres          leaves out the durable jobs' PostgreSQL part
 """
 
@@ -83,6 +89,9 @@ def command(server, profile):
     target = ROOT / "target" / ("release" if profile == "release" else "debug")
     if server == "errands":
         return [str(target / "bench-errands"), str(PORT)]
+    if server == "errands-metrics":
+        metrics = ROOT / "target" / "metrics" / ("release" if profile == "release" else "debug")
+        return [str(metrics / "bench-errands"), str(PORT)]
     if server == "axum":
         return [str(target / "bench-axum"), str(PORT)]
     if server == "axum-request-id":
@@ -651,12 +660,66 @@ def run_jobs(args):
     return section.replace(JOBS_END, pg_section + "\n" + JOBS_END)
 
 
+def replace_section(text, section, begin_marker, end_marker):
+    """`text` with the section between the markers replaced by `section` (appended if it has
+    none)."""
+    begin, end = text.find(begin_marker), text.find(end_marker)
+    if begin >= 0 and end > begin:
+        return text[:begin] + section.rstrip("\n") + text[end + len(end_marker):]
+    return text.rstrip("\n") + "\n\n" + section
+
+
 def replace_jobs_section(text, section):
     """`text` with its durable jobs section replaced by `section` (appended if it has none)."""
-    begin, end = text.find(JOBS_BEGIN), text.find(JOBS_END)
-    if begin >= 0 and end > begin:
-        return text[:begin] + section.rstrip("\n") + text[end + len(JOBS_END):]
-    return text.rstrip("\n") + "\n\n" + section
+    return replace_section(text, section, JOBS_BEGIN, JOBS_END)
+
+
+# ---- The cost of metrics under load: errands with metrics off and on ----------------------
+
+METRICS_BEGIN, METRICS_END = "<!-- metrics-load:start -->", "<!-- metrics-load:end -->"
+METRICS_ENDPOINTS = [("POST", "/task"), ("POST", "/fail")]
+
+
+def run_metrics(args):
+    profile = "debug" if args.smoke else "release"
+    build = ["cargo", "build", "--locked", "-p", "errands-bench-servers", "--bin", "bench-errands"]
+    if profile == "release":
+        build.append("--release")
+    sh(*build, cwd=ROOT)
+    sh(*build, "--features", "metrics", cwd=ROOT,
+       env={**os.environ, "CARGO_TARGET_DIR": str(ROOT / "target" / "metrics")})
+    ensure_wrk()
+    began = time.monotonic()
+    servers = ["errands", "errands-metrics"]
+    results = {}
+    for round_ in range(args.rounds):
+        print(f"metrics, round {round_ + 1} of {args.rounds}", flush=True)
+        for method, path in METRICS_ENDPOINTS:
+            for server in servers if round_ % 2 == 0 else list(reversed(servers)):
+                results.setdefault((server, path), []).append(
+                    cell(server, method, path, profile, args.warmup, args.seconds))
+    lines = [METRICS_BEGIN, "", "### Under load (`bench/run --metrics-only`)", "",
+             f"Command: `bench/run --metrics-only` ({args.rounds} round(s), {profile} build; "
+             f"server on core 0, wrk on core 1, {args.warmup} s warm-up then {args.seconds} s). "
+             f"Machine: {machine()}. Time: {(time.monotonic() - began) / 60:.1f} min.", "",
+             "The same errands server (bench/servers, `bench-errands`) built without errands' "
+             "`metrics` feature, and with it and a Prometheus recorder installed, in alternating "
+             "order round after round; the ratio is the median of the per-round ratios.", "",
+             "| endpoint | CPU µs/request, off | CPU µs/request, on | on ÷ off (median, range) "
+             "| req/s off | req/s on |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lost = 0
+    for method, path in METRICS_ENDPOINTS:
+        off, on = results[("errands", path)], results[("errands-metrics", path)]
+        ratios = round_ratios(results, "errands-metrics", "errands", path, "cpu_us")
+        lines.append(f"| {method} {path} | {mean(off, 'cpu_us'):.1f} | {mean(on, 'cpu_us'):.1f} | "
+                     f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f}) | "
+                     f"{mean(off, 'rps'):.0f} | {mean(on, 'rps'):.0f} |")
+        lost += sum(r["lost"] for r in off + on)
+    lines += ["", METRICS_END, ""]
+    if lost:
+        raise SystemExit(f"{lost} tasks were lost")
+    return "\n".join(lines)
 
 
 def main():
@@ -671,6 +734,9 @@ def main():
     parser.add_argument("--jobs-only", action="store_true",
                         help="only the durable jobs section; replaces that section of the output")
     parser.add_argument("--no-jobs", action="store_true", help="skip the durable jobs section")
+    parser.add_argument("--metrics-only", action="store_true",
+                        help="only the metrics section (errands with metrics off and on); replaces"
+                             " that section of the output")
     parser.add_argument("--job-count", type=int, default=None,
                         help="jobs stored before each drain (default 20000; 300 with --smoke)")
     parser.add_argument("--job-rounds", type=int, default=1)
@@ -696,6 +762,15 @@ def main():
     args.pickup_seconds = args.pickup_seconds or (1 if args.smoke else 5)
     output = args.output or (ROOT / "target" / "bench-smoke.md" if args.smoke else BENCH / "RESULTS.md")
     profile = "debug" if args.smoke else "release"
+
+    if args.metrics_only:
+        section = run_metrics(args)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        previous = output.read_text() if output.exists() else "# Benchmark results\n"
+        output.write_text(replace_section(previous, section, METRICS_BEGIN, METRICS_END))
+        print(section)
+        print(f"written to {output}")
+        return
 
     if args.jobs_only:
         section = run_jobs(args)

@@ -34,7 +34,9 @@ pub fn stats(scheduled: u64, finished: u64, counter: u64) -> serde_json::Value {
 
 /// With the `metrics` feature: installs a Prometheus recorder with errands' recommended
 /// buckets (before the runtime is built, as errands requires), and returns its handle, whose
-/// `render` gives the text a scrape would get. Without it: nothing is recorded.
+/// `render` gives the text a scrape would get. A thread runs the recorder's upkeep every five
+/// seconds, as a scrape would: it folds the histograms' samples into their buckets, so that
+/// they do not pile up. Without the feature: nothing is recorded.
 #[cfg(feature = "metrics")]
 pub fn metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -46,6 +48,13 @@ pub fn metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
         .expect("the buckets")
         .install_recorder()
         .expect("the only recorder");
+    let upkeep = handle.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            upkeep.run_upkeep();
+        }
+    });
     Some(handle)
 }
 

@@ -172,7 +172,10 @@ async fn request_ids_that_could_forge_log_lines_are_replaced_in_headers_bodies_a
 
 /// Records, for every span created, its name and its parent's name.
 #[derive(Clone, Default)]
-struct Parents(Arc<Mutex<Vec<(String, Option<String>)>>>);
+struct Parents(Arc<Mutex<Vec<Named>>>);
+
+/// A span's name, and its parent's.
+type Named = (String, Option<String>);
 
 impl<S> tracing_subscriber::Layer<S> for Parents
 where

@@ -34,6 +34,8 @@ async fn stats(State(errands): State<Errands>) -> Json<serde_json::Value> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let _logs = errands_bench_servers::logs();
+    // With the `metrics` feature, a Prometheus recorder, installed before the runtime.
+    let _metrics = errands_bench_servers::metrics();
     // The default reporter: one tracing event per failed task, into the non-blocking log.
     // Request and task spans at DEBUG, below the log's INFO: plain axum opens no span per
     // request either (as tower-http's `TraceLayer` defaults to DEBUG). errands' default, INFO,

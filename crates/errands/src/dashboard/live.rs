@@ -10,7 +10,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
 
 use super::Dashboard;
-use super::pages::snapshot;
+use super::overview::snapshot;
 
 /// How often the overview is sent.
 const EVERY: Duration = Duration::from_secs(1);

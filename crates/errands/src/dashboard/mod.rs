@@ -44,10 +44,15 @@
 //!     .nest("/ops/dashboard", dashboard.router());
 //! ```
 
+mod actions;
 mod auth;
+mod detail;
+mod errors;
 mod html;
 mod live;
+mod overview;
 mod pages;
+mod tasks;
 
 use std::sync::Arc;
 
@@ -120,12 +125,12 @@ impl Dashboard {
     pub fn router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         let state = Arc::new(self);
         Router::new()
-            .route("/", get(pages::overview))
-            .route("/tasks", get(pages::tasks))
-            .route("/tasks/{id}", get(pages::task))
-            .route("/jobs/{id}", get(pages::job))
-            .route("/jobs/{id}/{action}", post(pages::act))
-            .route("/errors", get(pages::errors))
+            .route("/", get(overview::overview))
+            .route("/tasks", get(tasks::tasks))
+            .route("/tasks/{id}", get(detail::task))
+            .route("/jobs/{id}", get(detail::job))
+            .route("/jobs/{id}/{action}", post(actions::act))
+            .route("/errors", get(errors::errors))
             .route("/events", get(live::events))
             .route("/assets/{file}", get(pages::asset))
             .route_layer(axum::middleware::from_fn_with_state(
