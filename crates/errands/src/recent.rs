@@ -229,6 +229,11 @@ impl Recent {
             .cloned()
     }
 
+    /// How many reports are kept.
+    pub(crate) fn errors_len(&self) -> usize {
+        lock(&self.errors).len()
+    }
+
     /// The reports kept, newest first.
     pub(crate) fn errors(&self) -> Vec<ErrorRecord> {
         lock(&self.errors).iter().rev().cloned().collect()

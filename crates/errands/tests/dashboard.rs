@@ -388,3 +388,46 @@ async fn the_dashboard_in_a_real_browser() {
         std::fs::write(marker, "the dashboard's browser test ran\n").unwrap();
     }
 }
+
+/// The task list pages through every task it keeps, 50 a page, newest first (no browser
+/// needed).
+#[tokio::test]
+async fn the_task_list_pages_through_every_task() {
+    let errands = Errands::builder().without_tracing_reporter().build();
+    for n in 0..120 {
+        errands
+            .tasks()
+            .immediate()
+            .name(format!("job-{n:03}"))
+            .schedule(async {})
+            .unwrap();
+    }
+    errands.idle().await;
+    let app = Router::new().nest(
+        "/ops/dashboard",
+        Dashboard::new(&errands).token(TOKEN).router(),
+    );
+    let client = errands::testing::TestClient::new(app, &errands);
+    let page = |n: usize| {
+        let client = &client;
+        async move {
+            let response = client
+                .get(&format!("/ops/dashboard/tasks?page={n}"))
+                .header("authorization", &format!("Bearer {TOKEN}"))
+                .await;
+            assert_eq!(response.status(), 200);
+            response.text()
+        }
+    };
+    let rows = |html: &str| html.matches("<td>task</td>").count();
+    let first = page(0).await;
+    assert_eq!(rows(&first), 50);
+    assert!(
+        first.contains("job-119") && !first.contains("job-069"),
+        "newest first"
+    );
+    assert!(first.contains(">older</a>"), "a next page");
+    let last = page(2).await;
+    assert_eq!(rows(&last), 20);
+    assert!(last.contains("job-000") && !last.contains(">older</a>"));
+}

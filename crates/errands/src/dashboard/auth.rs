@@ -116,9 +116,17 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A state-changing request comes from the dashboard's own pages: its `Origin` (browsers
-/// send one with every `POST`) names the host it was sent to.
+/// A state-changing request comes from the dashboard's own pages: the browser says so
+/// (`Sec-Fetch-Site: same-origin`), or its `Origin` (browsers send one with every `POST`)
+/// names the host it was sent to.
 pub(super) fn same_origin(headers: &HeaderMap) -> bool {
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if site == Some("same-origin") {
+        return true;
+    }
+    if site.is_some_and(|site| site != "none") {
+        return false; // cross-site, or same-site from another origin
+    }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     match (origin, host) {
@@ -158,5 +166,12 @@ mod tests {
         assert!(same_origin(&headers));
         headers.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
         assert!(!same_origin(&headers));
+        headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert!(!same_origin(&headers));
+        let mut behind_a_proxy = HeaderMap::new();
+        behind_a_proxy.insert(header::HOST, "10.0.0.7:8080".parse().unwrap());
+        behind_a_proxy.insert(header::ORIGIN, "https://ops.example".parse().unwrap());
+        behind_a_proxy.insert("sec-fetch-site", "same-origin".parse().unwrap());
+        assert!(same_origin(&behind_a_proxy));
     }
 }

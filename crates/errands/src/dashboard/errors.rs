@@ -49,7 +49,7 @@ pub(super) async fn errors(
                 .status
                 .map_or_else(String::new, |s| s.as_u16().to_string()),
             escape(report.code.as_deref().unwrap_or_default()),
-            report.method.as_ref().map_or("", |m| m.as_str()),
+            escape(report.method.as_ref().map_or("", |m| m.as_str())),
             escape(report.route.as_deref().unwrap_or_default()),
             escape(report.request_id.as_ref().map_or("", |id| id.as_str())),
         );

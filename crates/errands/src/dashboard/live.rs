@@ -23,7 +23,7 @@ pub(super) async fn events(
     let updates =
         futures_util::stream::unfold((dashboard, ticks), |(dashboard, mut ticks)| async move {
             ticks.tick().await;
-            let data = snapshot(&dashboard).await.to_string();
+            let data = snapshot(&dashboard, false).await.to_string();
             let event = Event::default().event("overview").data(data);
             Some((Ok(event), (dashboard, ticks)))
         });

@@ -28,32 +28,37 @@ fn phase(rt: &Runtime) -> &'static str {
     }
 }
 
-/// The overview's numbers, as the page renders them and the live stream sends them.
-pub(super) async fn snapshot(dashboard: &Dashboard) -> Value {
+/// The overview's numbers, as the page renders them and the live stream sends them. The
+/// durable jobs by state (finished ones too: a count over the whole table) only with
+/// `all_jobs`, for the page: the stream sends the queues' unfinished jobs, which the store's
+/// indexes count cheaply, every second.
+pub(super) async fn snapshot(dashboard: &Dashboard, all_jobs: bool) -> Value {
     let rt = dashboard.errands.rt();
+    #[cfg(not(feature = "durable"))]
+    let _ = all_jobs;
     #[cfg_attr(not(feature = "durable"), allow(unused_mut))]
     let mut snapshot = json!({
         "stats": dashboard.errands.stats(),
         "phase": phase(rt),
-        "errors_kept": rt.recent().errors().len(),
+        "errors_kept": rt.recent().errors_len(),
         "at": SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
     });
     #[cfg(feature = "durable")]
     if let Some(durable) = rt.attached::<crate::jobs::Durable>() {
-        snapshot["durable"] = durable_snapshot(&durable).await;
+        snapshot["durable"] = durable_snapshot(&durable, all_jobs).await;
     }
     snapshot
 }
 
 #[cfg(feature = "durable")]
-async fn durable_snapshot(durable: &crate::jobs::Durable) -> Value {
+async fn durable_snapshot(durable: &crate::jobs::Durable, all_jobs: bool) -> Value {
     use crate::durable::Store;
     let now = SystemTime::now();
-    let (queues, counts) = (
-        durable.store.queues(now).await,
-        durable.store.counts().await,
-    );
-    let (Ok(queues), Ok(counts)) = (queues, counts) else {
+    let counts = match all_jobs {
+        true => durable.store.counts().await.map(Some),
+        false => Ok(None),
+    };
+    let (Ok(queues), Ok(counts)) = (durable.store.queues(now).await, counts) else {
         return json!({"error": "the job store did not answer"});
     };
     let queues: Vec<Value> = queues
@@ -67,11 +72,15 @@ async fn durable_snapshot(durable: &crate::jobs::Durable) -> Value {
                    "running": q.running, "lag_seconds": lag.as_secs_f64()})
         })
         .collect();
-    let states: serde_json::Map<String, Value> = counts
-        .into_iter()
-        .map(|(state, n)| (state.as_str().to_owned(), json!(n)))
-        .collect();
-    json!({"queues": queues, "jobs": states})
+    let mut snapshot = json!({"queues": queues});
+    if let Some(counts) = counts {
+        let states: serde_json::Map<String, Value> = counts
+            .into_iter()
+            .map(|(state, n)| (state.as_str().to_owned(), json!(n)))
+            .collect();
+        snapshot["jobs"] = states.into();
+    }
+    snapshot
 }
 
 const COUNTERS: [(&str, &str); 13] = [
@@ -95,7 +104,7 @@ pub(super) async fn overview(
     original: OriginalUri,
     uri: Uri,
 ) -> Html<String> {
-    let snapshot = snapshot(&dashboard).await;
+    let snapshot = snapshot(&dashboard, true).await;
     let mut body = String::new();
     let _ = write!(
         body,
@@ -137,7 +146,7 @@ pub(super) async fn overview(
                 queue["lag_seconds"].as_f64().unwrap_or_default()
             );
         }
-        body.push_str("</tbody></table><p>Durable jobs by state: <span id=\"jobs\">");
+        body.push_str("</tbody></table><p>Durable jobs by state, when the page was loaded: <span id=\"jobs\">");
         body.push_str(&escape(&durable["jobs"].to_string()));
         body.push_str("</span></p>");
     }

@@ -84,7 +84,7 @@ pub(super) async fn tasks(
         .filter(|task| task.info.meta.report_key.is_none())
         .filter(|task| name.as_deref().is_none_or(|n| task.info.name() == n))
         .filter(|task| state.as_deref().is_none_or(|s| task.state.as_str() == s))
-        .take(wanted)
+        .take(wanted + 1)
         .map(Row::Task)
         .collect();
     #[cfg_attr(not(feature = "durable"), allow(unused_mut))]
@@ -97,7 +97,8 @@ pub(super) async fn tasks(
             Some(state) => job_filter_state(state),
         };
         if let Some(job_state) = states {
-            let mut filter = JobFilter::new().limit(wanted as u32);
+            // One more than the pages shown: whether an older page exists.
+            let mut filter = JobFilter::new().limit(wanted as u32 + 1);
             filter.state = job_state;
             filter.kind = name.clone();
             match durable.store.jobs(&filter).await {

@@ -34,6 +34,10 @@ pub(crate) struct Worker {
     reporting: Mutex<HashSet<JobId>>,
     wake: Arc<Notify>,
     started: AtomicBool,
+    /// The queues whose gauges this worker set: one that empties is set to zero, not left
+    /// at its last value.
+    #[cfg(feature = "metrics")]
+    measured: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Worker {
@@ -48,11 +52,14 @@ impl Worker {
                     name,
                     concurrency: concurrency.max(1),
                     in_flight: Arc::default(),
+                    writing: Arc::default(),
                 })
                 .collect(),
             reporting: Mutex::default(),
             wake: Arc::default(),
             started: AtomicBool::new(false),
+            #[cfg(feature = "metrics")]
+            measured: Mutex::default(),
         }
     }
 
@@ -88,6 +95,25 @@ struct Queue {
     name: String,
     concurrency: usize,
     in_flight: Arc<AtomicUsize>,
+    /// Attempts whose run returned and whose result is being written: claims wait while
+    /// [`WRITES_WAITING`] (or `concurrency`, if more) of them do, so they never outrun the
+    /// writes.
+    writing: Arc<AtomicUsize>,
+}
+
+/// How many results of a queue may wait to be written before it claims more: the store's
+/// writer commits this many at once.
+const WRITES_WAITING: usize = 64;
+
+impl Queue {
+    /// How many jobs the queue may claim now.
+    fn free(&self) -> usize {
+        if self.writing.load(Ordering::Acquire) >= self.concurrency.max(WRITES_WAITING) {
+            return 0;
+        }
+        self.concurrency
+            .saturating_sub(self.in_flight.load(Ordering::Acquire))
+    }
 }
 
 /// Starts the worker of `durable` once, on the current tokio runtime (if there is one).
@@ -123,9 +149,7 @@ async fn work(durable: Arc<Durable>, rt: Arc<Runtime>) {
         }
         let mut claimed_all = false;
         for queue in &worker.queues {
-            let free = queue
-                .concurrency
-                .saturating_sub(queue.in_flight.load(Ordering::Acquire));
+            let free = queue.free();
             if free == 0 {
                 continue;
             }
@@ -171,7 +195,7 @@ async fn work(durable: Arc<Durable>, rt: Arc<Runtime>) {
 fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
     let runner = durable.registry.get(&job.kind);
     queue.in_flight.fetch_add(1, Ordering::AcqRel);
-    let in_flight = queue.in_flight.clone();
+    let counts = (queue.in_flight.clone(), queue.writing.clone());
     let (id, attempt_no) = (job.id, job.attempt);
     let failure = JobFailure {
         id,
@@ -213,7 +237,7 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
                 failed(&reported_durable, failure).await
             })
             .schedule(async move {
-                let in_flight = InFlight(&attempt_durable, in_flight);
+                let in_flight = InFlight::new(&attempt_durable, counts);
                 let stopped = Stopped(Some(stopping));
                 let result = attempt(&attempt_durable, runner, job, in_flight).await;
                 stopped.disarm();
@@ -256,15 +280,36 @@ fn stored_fields(fields: &serde_json::Value) -> Vec<crate::task::Field> {
         .collect()
 }
 
-/// Counts an attempt in flight in its queue until dropped, then wakes the worker. It is
-/// dropped when the job's run returned, before its result is written: the next claim and
-/// that write go to the database side by side (and completions waiting together are written
-/// at once).
-struct InFlight<'a>(&'a Durable, Arc<AtomicUsize>);
+/// Counts an attempt in flight in its queue — `(running, writing)` — until dropped, then
+/// wakes the worker. When the job's run returned, it moves to `writing` while the result is
+/// written: the next claim and that write go to the database side by side (and completions
+/// waiting together are written at once), and no more writes wait than the queue runs jobs.
+struct InFlight<'a>(&'a Durable, (Arc<AtomicUsize>, Arc<AtomicUsize>), bool);
+
+impl InFlight<'_> {
+    fn new(durable: &Durable, counts: (Arc<AtomicUsize>, Arc<AtomicUsize>)) -> InFlight<'_> {
+        InFlight(durable, counts, false)
+    }
+
+    /// The run returned: the slot frees, the result's write is counted.
+    fn writing(&mut self) {
+        if !self.2 {
+            self.2 = true;
+            (self.1).1.fetch_add(1, Ordering::AcqRel);
+            (self.1).0.fetch_sub(1, Ordering::AcqRel);
+            self.0.worker.wake();
+        }
+    }
+}
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.1.fetch_sub(1, Ordering::AcqRel);
+        let (running, writing) = &self.1;
+        if self.2 {
+            writing.fetch_sub(1, Ordering::AcqRel);
+        } else {
+            running.fetch_sub(1, Ordering::AcqRel);
+        }
         self.0.worker.wake();
     }
 }
@@ -308,7 +353,7 @@ async fn attempt(
     durable: &Durable,
     runner: Option<Arc<dyn Runner>>,
     job: Claimed,
-    in_flight: InFlight<'_>,
+    mut in_flight: InFlight<'_>,
 ) -> Result<(), BoxError> {
     let (store, lease) = (&durable.store, durable.worker.lease);
     let reporting = || durable.worker.reporting().insert(job.id);
@@ -354,7 +399,7 @@ async fn attempt(
             }
         }
     };
-    drop(in_flight);
+    in_flight.writing();
     crate::faults::point("completion_write");
     let recorded = match result {
         // The job recorded its completion with its own side effect.
@@ -430,14 +475,22 @@ async fn measure_queues(durable: &Durable, now: SystemTime) {
     let Ok(mut queues) = durable.store.queues(now).await else {
         return; // the gauges keep their last values; the failure shows in the next steps
     };
-    for queue in &durable.worker.queues {
-        if !queues.iter().any(|counts| counts.queue == queue.name) {
+    let mut measured = durable
+        .worker
+        .measured
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    measured.extend(queues.iter().map(|counts| counts.queue.clone()));
+    let names = durable.worker.queues.iter().map(|queue| &queue.name);
+    for name in names.chain(measured.iter()) {
+        if !queues.iter().any(|counts| &counts.queue == name) {
             queues.push(crate::durable::QueueCounts {
-                queue: queue.name.clone(),
+                queue: name.clone(),
                 ..Default::default()
             });
         }
     }
+    drop(measured);
     for counts in queues {
         let lag = counts
             .oldest_due

@@ -50,7 +50,6 @@
         rows.appendChild(row);
       });
       queues.replaceChildren(rows);
-      text(document.getElementById("jobs"), JSON.stringify(snapshot.durable.jobs));
     }
     previous = snapshot;
     text(live, "live · " + new Date(snapshot.at).toLocaleTimeString());

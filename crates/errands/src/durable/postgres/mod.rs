@@ -14,7 +14,8 @@
 //!
 //! Enqueues and completions go through a writer task each (on the tokio runtime the store
 //! was made on), which writes those that wait together at once: the enqueues in one
-//! transaction, the completions in one statement.
+//! transaction, the completions in one statement. Jobs with a unique key are enqueued in a
+//! transaction of their own: their insert may wait on another transaction holding the key.
 //!
 //! Connections: the store uses the pool it is given, plus one connection per process of its
 //! own, for `LISTEN` (reopened after a second when it is lost, the worker polling meanwhile).
@@ -232,7 +233,15 @@ fn ids(mut ids: Vec<i64>) -> Vec<JobId> {
 
 impl Store for PgStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
-        self.batches.enqueues.write(job).await
+        if job.unique_key.is_none() {
+            return self.batches.enqueues.write(job).await;
+        }
+        // A unique key may wait on another transaction holding it (another process's batch,
+        // a caller's open transaction): its own transaction, never holding up the batch.
+        let mut tx = self.pool.begin().await.map_err(database)?;
+        let enqueued = PgStore::enqueue_in(&mut tx, job).await?;
+        tx.commit().await.map_err(database)?;
+        Ok(enqueued)
     }
 
     async fn release(&self, id: JobId) -> Result<bool, StoreError> {
