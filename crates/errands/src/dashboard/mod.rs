@@ -5,7 +5,8 @@
 //! supplies ([`Dashboard::authorize`], or the built-in token check [`Dashboard::token`]);
 //! without one, every page answers `403`. It is **read-only** unless
 //! [`Dashboard::actions`] enables the durable job actions (retry, cancel, discard), which
-//! then also require the request to come from the dashboard's own pages (same origin).
+//! then also require the request to come from the dashboard's own pages (the browser's
+//! `Sec-Fetch-Site: same-origin`, or an `Origin` naming the `Host`).
 //!
 //! **Views.** The overview (the [`Stats`](crate::Stats) counters and their rates, the
 //! durable queues with their depth and lag, the shutdown phase), the tasks (in-memory tasks
