@@ -460,7 +460,15 @@ async fn maintain(durable: &Durable, rt: &Runtime) {
         Ok(()) => {
             #[cfg(feature = "metrics")]
             measure_queues(durable, now).await;
-            deliver_owed_reports(durable, rt).await;
+            // A report delivered is then marked delivered: a process that stops meanwhile
+            // waits for both (its teardown waits for `writes`), and one that has begun to stop
+            // leaves the owed reports to the next process.
+            if !rt.started().is_cancelled() {
+                durable
+                    .writes
+                    .track_future(deliver_owed_reports(durable, rt))
+                    .await;
+            }
         }
         Err(error) => {
             tracing::warn!(target: "errands", error = %crate::chain::line(&error), "durable job maintenance failed");
