@@ -454,6 +454,36 @@ async fn shutdown_requeues_running_jobs_without_counting_the_attempt(store: &imp
     assert_eq!((again[0].id, again[0].attempt), (mine, 1));
 }
 
+/// A claim this process could not start goes back alone, without its attempt, under its
+/// token; the process's other running jobs keep running.
+async fn a_claim_given_back_goes_back_alone(store: &impl Store) {
+    let kept = store.enqueue(job("a")).await.unwrap().id();
+    let refused = store.enqueue(job("b")).await.unwrap().id();
+    let claimed = store
+        .claim("default", "w", SystemTime::now(), LEASE, 2)
+        .await
+        .unwrap();
+    let token = |id| claimed.iter().find(|c| c.id == id).unwrap().token;
+    store.give_back(refused, token(refused)).await.unwrap();
+    let back = store.status(refused).await.unwrap();
+    assert_eq!((back.state, back.attempt), (JobState::Available, 0));
+    assert_eq!(store.status(kept).await.unwrap().state, JobState::Running);
+    assert!(matches!(
+        store.give_back(refused, token(refused)).await,
+        Err(StoreError::Stale(_))
+    ));
+    let again = store
+        .claim("default", "w", SystemTime::now(), LEASE, 2)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempt), (refused, 1));
+    assert!(
+        store.attempts(refused).await.unwrap().is_empty(),
+        "not an attempt"
+    );
+}
+
 async fn unique_keys_return_the_live_duplicate(store: &impl Store) {
     let first = store
         .enqueue(job("invoice").unique("order-7"))
@@ -563,6 +593,7 @@ macro_rules! every_check {
             attempts_that_ended_with_an_error_are_kept_until_the_job_is_pruned,
             jobs_are_listed_newest_first_by_state_and_type,
             shutdown_requeues_running_jobs_without_counting_the_attempt,
+            a_claim_given_back_goes_back_alone,
             unique_keys_return_the_live_duplicate,
             queues_are_claimed_apart,
             operators_cancel_retry_discard_and_prune,

@@ -1095,3 +1095,107 @@ async fn a_durable_job_carries_the_trace_of_the_request_that_enqueued_it() {
     let id = errands::durable::JobId(response.text().parse().unwrap());
     assert_eq!(store.status(id).await.unwrap().traceparent, None);
 }
+
+/// Waits for a gate, saying when it started and when it ended.
+#[derive(Serialize, Deserialize)]
+struct Gated {
+    n: u32,
+}
+
+#[derive(Clone)]
+struct Gate(
+    tokio::sync::watch::Receiver<bool>,
+    mpsc::UnboundedSender<String>,
+);
+
+impl Job for Gated {
+    const NAME: &'static str = "gated";
+    type State = Gate;
+
+    async fn run(self, cx: JobContext<Gate>) -> Result<(), BoxError> {
+        let Gate(mut gate, said) = cx.state().clone();
+        let _ = said.send(format!("started {} #{}", self.n, cx.attempt()));
+        let _ = gate.wait_for(|open| *open).await;
+        let _ = said.send(format!("done {}", self.n));
+        Ok(())
+    }
+}
+
+/// The log's messages, into a channel: the worker's own word that something happened.
+struct Messages(mpsc::UnboundedSender<String>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Messages {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        let _ = self.0.send(message.0);
+    }
+}
+
+/// When the runtime refuses an attempt (its limits are full), only that claim goes back,
+/// without its attempt: the process's other running job keeps running and finishes once.
+// One thread: the log's subscriber is this thread's, and the worker runs on it too.
+#[tokio::test]
+async fn a_refused_attempt_goes_back_alone_and_the_others_keep_running() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let (logged, mut log) = mpsc::unbounded_channel();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(Messages(logged)));
+    let (store, _path) = store().await;
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let (said, mut heard) = mpsc::unbounded_channel();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .max_running(1)
+        .max_queued(1)
+        .durable(store.clone())
+        .job::<Gated>(Gate(gate.clone(), said))
+        .build();
+    let first = errands.jobs().enqueue(Gated { n: 1 }).await.unwrap();
+    assert_eq!(next(&mut heard).await, "started 1 #1");
+    // The runtime's limits are full: one running (the first job), one queued (this task).
+    let mut waiting = gate.clone();
+    errands
+        .tasks()
+        .schedule(async move {
+            let _ = waiting.wait_for(|open| *open).await;
+        })
+        .unwrap();
+    let second = errands.jobs().enqueue(Gated { n: 2 }).await.unwrap();
+    loop {
+        let message = tokio::time::timeout(common::PATIENCE, log.recv())
+            .await
+            .expect("the refusal")
+            .unwrap();
+        if message.contains("the job went back") {
+            break;
+        }
+    }
+    assert_eq!(store.status(first).await.unwrap().state, JobState::Running);
+    let back = store.status(second).await.unwrap();
+    assert_eq!((back.state, back.attempt), (JobState::Available, 0));
+
+    open.send(true).unwrap();
+    assert_eq!(next(&mut heard).await, "done 1");
+    assert_eq!(next(&mut heard).await, "started 2 #1", "its first attempt");
+    assert_eq!(next(&mut heard).await, "done 2");
+    common::idle(&errands).await;
+    assert_eq!(
+        store.status(first).await.unwrap().state,
+        JobState::Succeeded
+    );
+    assert_eq!(
+        store.status(second).await.unwrap().state,
+        JobState::Succeeded
+    );
+    assert!(heard.try_recv().is_err(), "each job ran once");
+}

@@ -110,6 +110,10 @@ impl Store for AnyStore {
         each!(self, store => store.rescue(now))
     }
 
+    async fn give_back(&self, id: JobId, token: i64) -> Result<(), StoreError> {
+        each!(self, store => store.give_back(id, token))
+    }
+
     async fn requeue(&self, owner: &str) -> Result<u64, StoreError> {
         each!(self, store => store.requeue(owner))
     }

@@ -244,6 +244,15 @@ pub trait Store: Send + Sync + 'static {
     /// (shutdown). Returns how many.
     fn requeue(&self, owner: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Puts the running job `id` back to `available` without counting its attempt, while
+    /// `token` holds: a claim this process could not start. [`StoreError::Stale`] if the
+    /// token no longer holds (nothing written).
+    fn give_back(
+        &self,
+        id: JobId,
+        token: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Cancels a job that has not started (`held` or `available`).
     fn cancel(&self, id: JobId) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -34,6 +34,8 @@ pub(crate) struct Worker {
     reporting: Mutex<HashSet<JobId>>,
     wake: Arc<Notify>,
     started: AtomicBool,
+    /// The runtime refused an attempt (its limits are full): wait before claiming again.
+    refused: AtomicBool,
     /// The queues whose gauges this worker set: one that empties is set to zero, not left
     /// at its last value.
     #[cfg(feature = "metrics")]
@@ -58,6 +60,7 @@ impl Worker {
             reporting: Mutex::default(),
             wake: Arc::default(),
             started: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
             #[cfg(feature = "metrics")]
             measured: Mutex::default(),
         }
@@ -175,7 +178,8 @@ async fn work(durable: Arc<Durable>, rt: Arc<Runtime>) {
                 }
             }
         }
-        if claimed_all && backoff.is_zero() {
+        let refused = worker.refused.swap(false, Ordering::AcqRel);
+        if claimed_all && backoff.is_zero() && !refused {
             continue; // more may be due
         }
         let wait = if backoff.is_zero() {
@@ -196,7 +200,7 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
     let runner = durable.registry.get(&job.kind);
     queue.in_flight.fetch_add(1, Ordering::AcqRel);
     let counts = (queue.in_flight.clone(), queue.writing.clone());
-    let (id, attempt_no) = (job.id, job.attempt);
+    let (id, attempt_no, token) = (job.id, job.attempt, job.token);
     let failure = JobFailure {
         id,
         kind: job.kind.clone(),
@@ -245,11 +249,15 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
             })
     };
     if scheduled.is_err() {
-        // Refused (shutting down, overloaded): the claim goes back at once.
+        // Refused (shutting down, overloaded): this claim goes back at once, without its
+        // attempt; the others keep running.
         queue.in_flight.fetch_sub(1, Ordering::AcqRel);
+        durable.worker.refused.store(true, Ordering::Release);
         let durable = durable.clone();
         tokio::spawn(async move {
-            let _ = durable.store.requeue(&durable.worker.owner).await;
+            if durable.store.give_back(id, token).await.is_ok() {
+                tracing::info!(target: "errands", job_id = id.0, "the runtime refused a durable job's attempt (its limits are full, or it is stopping): the job went back");
+            }
         });
     }
 }

@@ -372,6 +372,18 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
+    async fn give_back(&self, id: JobId, token: i64) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE errands.jobs SET state = 'available', attempt = attempt - 1, \
+             lease_until = NULL, owner = NULL, run_at = $1 \
+             WHERE id = $2 AND token = $3 AND state = 'running'",
+        )
+        .bind(millis(SystemTime::now()))
+        .bind(id.0)
+        .bind(token);
+        fenced(&self.pool, id, query).await
+    }
+
     async fn cancel(&self, id: JobId) -> Result<(), StoreError> {
         let query = sqlx::query(
             "UPDATE errands.jobs SET state = 'cancelled', owner = NULL, finished_at = $1 \

@@ -339,6 +339,18 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn give_back(&self, id: JobId, token: i64) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE errands_jobs SET state = 'available', attempt = attempt - 1, \
+             lease_until = NULL, owner = NULL, run_at = ? \
+             WHERE id = ? AND token = ? AND state = 'running'",
+        )
+        .bind(millis(SystemTime::now()))
+        .bind(id.0)
+        .bind(token);
+        self.fenced(id, query).await
+    }
+
     async fn cancel(&self, id: JobId) -> Result<(), StoreError> {
         let query = sqlx::query(
             "UPDATE errands_jobs SET state = 'cancelled', owner = NULL, finished_at = ? \
