@@ -29,24 +29,14 @@ pub(super) struct Batches {
 impl Batches {
     /// Starts both on `pool`, on the current tokio runtime, each writing in its turn.
     pub(super) fn start(pool: &SqlitePool, writing: &Writing) -> Self {
-        let (on_enqueue, on_complete) = (
-            (pool.clone(), writing.clone()),
-            (pool.clone(), writing.clone()),
-        );
+        let (enqueue_pool, enqueue_turn) = (pool.clone(), writing.clone());
+        let (complete_pool, complete_turn) = (pool.clone(), writing.clone());
         Batches {
             enqueues: Batcher::start(move |jobs| {
-                let (pool, writing) = on_enqueue.clone();
-                async move {
-                    let _turn = writing.lock().await;
-                    enqueue(pool, jobs).await
-                }
+                enqueue(enqueue_pool.clone(), enqueue_turn.clone(), jobs)
             }),
             completions: Batcher::start(move |done| {
-                let (pool, writing) = on_complete.clone();
-                async move {
-                    let _turn = writing.lock().await;
-                    complete_all(pool, done).await
-                }
+                complete_all(complete_pool.clone(), complete_turn.clone(), done)
             }),
         }
     }
@@ -54,7 +44,8 @@ impl Batches {
 
 /// Stores `jobs` in one transaction. A job that cannot be stored on its own (its arguments do
 /// not encode) fails alone; a database failure fails them all.
-async fn enqueue(pool: SqlitePool, jobs: Vec<NewJob>) -> Committed<Enqueued> {
+async fn enqueue(pool: SqlitePool, writing: Writing, jobs: Vec<NewJob>) -> Committed<Enqueued> {
+    let _turn = writing.lock().await;
     let mut conn = pool.acquire().await.map_err(database)?;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(database)?;
     let mut results = Vec::with_capacity(jobs.len());
@@ -69,7 +60,12 @@ async fn enqueue(pool: SqlitePool, jobs: Vec<NewJob>) -> Committed<Enqueued> {
 }
 
 /// Ends the jobs `done` as succeeded in one transaction, each fenced by its token.
-async fn complete_all(pool: SqlitePool, done: Vec<(JobId, i64)>) -> Committed<()> {
+async fn complete_all(
+    pool: SqlitePool,
+    writing: Writing,
+    done: Vec<(JobId, i64)>,
+) -> Committed<()> {
+    let _turn = writing.lock().await;
     let mut conn = pool.acquire().await.map_err(database)?;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(database)?;
     let mut results = Vec::with_capacity(done.len());
