@@ -87,6 +87,26 @@ impl Durable {
     }
 }
 
+/// A durable job's work — an attempt, or a held job's release — dropped before it ended,
+/// stopped by shutdown, is handed back, not lost: its job is still `running` (or `held`) in
+/// the store, and goes back to `available` when the process stops (or its write was made
+/// just before). Disarmed when the work ended.
+pub(crate) struct HandBack(pub(crate) Option<Arc<crate::runtime::Runtime>>);
+
+impl HandBack {
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for HandBack {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.hand_back(1);
+        }
+    }
+}
+
 /// This process stops: the first teardown hook, when every task is terminal, so no attempt
 /// of ours is still running. Its running jobs go back to `available`, and the held jobs whose
 /// release did not happen (shutdown stopped it) are released.

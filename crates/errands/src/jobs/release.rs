@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::Durable;
+use super::{Durable, HandBack};
 use crate::durable::{JobId, Store};
 use crate::exec::{BodyCx, Work};
 use crate::lifecycle::Event;
@@ -30,8 +30,10 @@ impl Work for Release {
 
     const SLOTS: SlotKind = SlotKind::Running;
 
-    fn into_body(self, _: BodyCx<'_>) -> Self::Body {
+    fn into_body(self, cx: BodyCx<'_>) -> Self::Body {
+        let stopped = HandBack(Some(cx.rt.clone()));
         Box::pin(async move {
+            let _stopped = stopped;
             crate::faults::point("release");
             let mut backoff = Duration::from_millis(100);
             loop {
@@ -40,6 +42,7 @@ impl Work for Release {
                         if released {
                             self.durable.worker.wake();
                         }
+                        _stopped.disarm();
                         // Not held: its transaction rolled back, or an operator acted.
                         return Ok(());
                     }

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use futures_util::FutureExt;
 
 use super::registry::Runner;
-use super::{Durable, JobFailure};
+use super::{Durable, HandBack, JobFailure};
 use crate::durable::{Claimed, JobId, Store, StoreError};
 use crate::report::{ErrorLink, ErrorReport, Origin};
 use crate::request::RequestId;
@@ -242,7 +242,7 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
             })
             .schedule(async move {
                 let in_flight = InFlight::new(&attempt_durable, counts);
-                let stopped = Stopped(Some(stopping));
+                let stopped = HandBack(Some(stopping));
                 let result = attempt(&attempt_durable, runner, job, in_flight).await;
                 stopped.disarm();
                 result
@@ -319,25 +319,6 @@ impl Drop for InFlight<'_> {
             running.fetch_sub(1, Ordering::AcqRel);
         }
         self.0.worker.wake();
-    }
-}
-
-/// An attempt dropped before it ended — stopped by shutdown — is handed back, not lost: its
-/// job is still `running` in the store, and goes back to `available` when the process stops
-/// (or its result was written just before).
-struct Stopped(Option<Arc<Runtime>>);
-
-impl Stopped {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.hand_back(1);
-        }
     }
 }
 
