@@ -1,5 +1,6 @@
 //! The `sqlx` feature against a real SQLite database: row not found → 404, unique and
-//! foreign-key violations → 409 `conflict`; nothing is half-written.
+//! foreign-key violations → 409 `conflict`; a database out of reach → 503; nothing is
+//! half-written.
 #![cfg(feature = "sqlx")]
 
 use axum::Router;
@@ -187,4 +188,20 @@ async fn other_database_errors_stay_500_without_internal_text() {
     assert_eq!(response.status(), 500);
     assert_eq!(response.json()["code"], "internal_error");
     assert!(!response.text().contains("orders"));
+}
+
+#[tokio::test]
+async fn a_database_out_of_reach_is_503_without_internal_text() {
+    let (db, client) = setup().await;
+    db.close().await;
+    let response = client
+        .post_json("/users", &json!({"email": "cy@example.com"}))
+        .await;
+    assert_eq!(response.status(), 503, "{}", response.text());
+    assert_eq!(response.json()["code"], "service_unavailable");
+    assert!(
+        !response.text().contains("pool"),
+        "no database text in the body"
+    );
+    assert_eq!(response.reports().len(), 1, "reported once");
 }

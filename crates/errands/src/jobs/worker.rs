@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 
 use super::registry::Runner;
 use super::{Durable, HandBack, JobFailure};
-use crate::durable::{Claimed, JobId, Store, StoreError};
+use crate::durable::{AnyStore, Claimed, JobId, JobState, Store, StoreError};
 use crate::report::{ErrorLink, ErrorReport, Origin};
 use crate::request::RequestId;
 use crate::runtime::Runtime;
@@ -166,7 +166,7 @@ async fn work(durable: Arc<Durable>, rt: Arc<Runtime>) {
                     backoff = Duration::ZERO;
                     claimed_all |= claimed.len() == free;
                     for job in claimed {
-                        run(&durable, &rt, queue, job);
+                        run(&durable, &rt, queue, job, now + worker.lease);
                     }
                 }
                 Err(error) => {
@@ -195,8 +195,14 @@ async fn work(durable: Arc<Durable>, rt: Arc<Runtime>) {
     }
 }
 
-/// Runs one claimed attempt as a task of the runtime.
-fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
+/// Runs one claimed attempt, whose lease holds until `held_until`, as a task of the runtime.
+fn run(
+    durable: &Arc<Durable>,
+    rt: &Arc<Runtime>,
+    queue: &Queue,
+    job: Claimed,
+    held_until: SystemTime,
+) {
     let runner = durable.registry.get(&job.kind);
     queue.in_flight.fetch_add(1, Ordering::AcqRel);
     let counts = (queue.in_flight.clone(), queue.writing.clone());
@@ -243,7 +249,7 @@ fn run(durable: &Arc<Durable>, rt: &Arc<Runtime>, queue: &Queue, job: Claimed) {
             .schedule(async move {
                 let in_flight = InFlight::new(&attempt_durable, counts);
                 let stopped = HandBack(Some(stopping));
-                let result = attempt(&attempt_durable, runner, job, in_flight).await;
+                let result = attempt(&attempt_durable, runner, job, held_until, in_flight).await;
                 stopped.disarm();
                 result
             })
@@ -337,11 +343,13 @@ enum Unrunnable {
 }
 
 /// Runs the attempt with heartbeats and records its result; `Err` when the job failed for
-/// good (the task's failure is then its one report).
+/// good (the task's failure is then its one report), or when its result could not be
+/// recorded while its lease held.
 async fn attempt(
     durable: &Durable,
     runner: Option<Arc<dyn Runner>>,
     job: Claimed,
+    mut held_until: SystemTime,
     mut in_flight: InFlight<'_>,
 ) -> Result<(), BoxError> {
     let (store, lease) = (&durable.store, durable.worker.lease);
@@ -382,8 +390,10 @@ async fn attempt(
             result = &mut future => break result,
             () = tokio::time::sleep(lease / 3), if !lease_lost => {
                 let until = SystemTime::now() + lease;
-                if let Err(StoreError::Stale(_)) = store.heartbeat(job.id, job.token, until).await {
-                    lease_lost = true;
+                match store.heartbeat(job.id, job.token, until).await {
+                    Ok(()) => held_until = until,
+                    Err(StoreError::Stale(_)) => lease_lost = true,
+                    Err(_) => {}
                 }
             }
         }
@@ -393,7 +403,10 @@ async fn attempt(
     let recorded = match result {
         // The job recorded its completion with its own side effect.
         Ok(()) if completed.load(Ordering::Acquire) => Ok(()),
-        Ok(()) => store.complete(job.id, job.token).await,
+        Ok(()) => {
+            let complete = || store.complete(job.id, job.token);
+            record(store, &job, held_until, JobState::Succeeded, complete).await
+        }
         Err(error) => {
             let policy = runner.policy();
             let text = crate::chain::line(&*error);
@@ -404,7 +417,12 @@ async fn attempt(
             if retry_at.is_none() {
                 reporting();
             }
-            match store.fail(job.id, job.token, &text, retry_at).await {
+            let ended = match retry_at {
+                Some(_) => JobState::Available,
+                None => JobState::Failed,
+            };
+            let fail = || store.fail(job.id, job.token, &text, retry_at);
+            match record(store, &job, held_until, ended, fail).await {
                 Ok(()) if retry_at.is_some() => {
                     durable.worker.wake_at(retry_at);
                     Ok(())
@@ -418,6 +436,44 @@ async fn attempt(
         Ok(()) => Ok(()),
         Err(StoreError::Stale(id)) => Err(Box::new(LeaseLost(id))),
         Err(error) => Err(Box::new(error)),
+    }
+}
+
+/// Writes an attempt's result, again while the database fails and the lease holds: a
+/// database back within the lease loses no result, and the job does not run twice. Past the
+/// lease, the job is another attempt's to run. A write whose answer was lost with its
+/// connection may have landed: when a later try finds the token gone, the job's status says
+/// whether it ended as `ended` says.
+async fn record<F: Future<Output = Result<(), StoreError>>>(
+    store: &AnyStore,
+    job: &Claimed,
+    held_until: SystemTime,
+    ended: JobState,
+    mut write: impl FnMut() -> F,
+) -> Result<(), StoreError> {
+    let mut backoff = Duration::from_millis(100);
+    let mut unsure = false;
+    loop {
+        match write().await {
+            Err(StoreError::Database(error)) if SystemTime::now() + backoff < held_until => {
+                tracing::warn!(target: "errands", job_id = job.id.0, error = %crate::chain::line(&*error), ?backoff, "recording a durable job's result failed: retrying while its lease holds");
+                unsure = true;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(StoreError::Stale(id)) if unsure => {
+                return match store.status(id).await {
+                    Ok(status)
+                        if status.attempt > job.attempt
+                            || (status.attempt == job.attempt && status.state == ended) =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(StoreError::Stale(id)),
+                };
+            }
+            result => return result,
+        }
     }
 }
 
@@ -531,7 +587,7 @@ async fn deliver_owed_reports(durable: &Durable, rt: &Runtime) {
         if durable.worker.reporting().contains(&status.id) {
             continue;
         }
-        let skipped = status.state == crate::durable::JobState::Skipped;
+        let skipped = status.state == JobState::Skipped;
         let failure = JobFailure {
             id: status.id,
             kind: status.kind.clone(),
