@@ -13,7 +13,7 @@
 //! | `errands_tasks_scheduled_total` | counter | `task`, `timing` | tasks admitted (`Stats::scheduled`) |
 //! | `errands_tasks_finished_total` | counter | `task`, `timing`, `outcome` | tasks that reached a terminal state (`Stats::succeeded`, `failed`, …) |
 //! | `errands_tasks_rejected_total` | counter | `task`, `reason` | schedule calls refused (`Stats::rejected`); `reason`: `shutting_down`, `overloaded`, `no_runtime`, `unknown_group` |
-//! | `errands_task_retries_total` | counter | `task`, `timing` | attempts that failed and were retried |
+//! | `errands_task_retries_total` | counter | `task`, `timing` | attempts that failed and were retried, durable jobs' included |
 //! | `errands_tasks` | gauge | `state` | tasks `pending`, `queued` or `running` (`Stats::pending`, …) |
 //! | `errands_task_wait_duration_seconds` | histogram | `task`, `timing` | from the moment a task was due — scheduled, or released by its request's response — until it got its slot |
 //! | `errands_task_duration_seconds` | histogram | `task`, `timing`, `outcome` | how long a task held its slot, retries and `on_error` included |

@@ -271,6 +271,15 @@ async fn a_failing_job_retries_by_its_policy_and_its_final_failure_is_reported_o
     common::idle(&errands).await;
     let status = errands.jobs().status(fails).await.unwrap();
     assert_eq!((status.state, status.attempt), (JobState::Failed, 3));
+    // Each attempt is a task: those that left a retry in the store ended `succeeded`, the
+    // last one `failed`; the accounting invariant holds.
+    let stats = errands.stats();
+    assert_eq!(
+        (stats.scheduled, stats.succeeded, stats.failed),
+        (5, 4, 1),
+        "{stats:?}"
+    );
+    common::assert_balanced(&errands);
     assert_eq!(
         *reports.lock().unwrap(),
         [format!(

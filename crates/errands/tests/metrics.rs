@@ -293,7 +293,73 @@ async fn counters_equal_stats_under_load_and_labels_are_capped() {
     server.await.unwrap().unwrap();
 
     #[cfg(feature = "sqlite")]
-    durable_queues(&snapshotter, &queue_measured, &mut recorded).await;
+    {
+        durable_queues(&snapshotter, &queue_measured, &mut recorded).await;
+        durable_retries(&snapshotter, &mut recorded).await;
+    }
+}
+
+/// A durable job whose first attempt fails and whose second succeeds.
+#[cfg(feature = "sqlite")]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Flaky;
+
+#[cfg(feature = "sqlite")]
+impl errands::jobs::Job for Flaky {
+    const NAME: &'static str = "flaky_job";
+    type State = tokio::sync::mpsc::UnboundedSender<u32>;
+
+    async fn run(
+        self,
+        cx: errands::jobs::JobContext<Self::State>,
+    ) -> Result<(), errands::BoxError> {
+        let _ = cx.state().send(cx.attempt());
+        match cx.attempt() {
+            1 => Err("the provider timed out".into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn retry_policy() -> RetryPolicy {
+        RetryPolicy::exponential(Duration::from_millis(1)).max_attempts(2)
+    }
+}
+
+/// A durable attempt that failed and was retried counts in the retries, as an in-memory
+/// retry does; both attempts' tasks end `succeeded` (their results recorded), and nothing is
+/// reported.
+#[cfg(feature = "sqlite")]
+async fn durable_retries(snapshotter: &Snapshotter, recorded: &mut Recorded) {
+    let before = recorded.take(snapshotter);
+    let (retries, succeeded, reported) = (
+        before.counter(TASK_RETRIES, &[]),
+        before.counter(TASKS_FINISHED, &[("outcome", "succeeded")]),
+        before.counter(ERRORS_REPORTED, &[]),
+    );
+    let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    let store = errands::durable::SqliteStore::new(pool).await.unwrap();
+    let (attempts, mut ran) = tokio::sync::mpsc::unbounded_channel();
+    let errands = Errands::builder()
+        .without_tracing_reporter()
+        .durable(store)
+        .job::<Flaky>(attempts)
+        .build();
+    errands.jobs().enqueue(Flaky).await.unwrap();
+    assert_eq!(ran.recv().await, Some(1));
+    assert_eq!(ran.recv().await, Some(2));
+    errands.idle().await;
+    let after = recorded.take(snapshotter);
+    assert_eq!(after.counter(TASK_RETRIES, &[]) - retries, 1);
+    assert_eq!(
+        after.counter(TASKS_FINISHED, &[("outcome", "succeeded")]) - succeeded,
+        2
+    );
+    assert_eq!(
+        after.counter(ERRORS_REPORTED, &[]),
+        reported,
+        "not reported"
+    );
+    errands.shutdown().await;
 }
 
 /// The durable job gauges: a queue's unfinished jobs by state, and its lag.

@@ -15,10 +15,11 @@ use futures_util::FutureExt;
 use super::registry::Runner;
 use super::{Durable, HandBack, JobFailure};
 use crate::durable::{AnyStore, Claimed, JobId, JobState, Store, StoreError};
+use crate::lifecycle::Event;
 use crate::report::{ErrorLink, ErrorReport, Origin};
 use crate::request::RequestId;
 use crate::runtime::Runtime;
-use crate::task::{BoxError, Outcome, TaskError};
+use crate::task::{BoxError, Outcome, TaskError, TaskInfo};
 use crate::tasks::Tasks;
 
 /// How the worker claims and leases.
@@ -248,8 +249,16 @@ fn run(
             })
             .schedule(async move {
                 let in_flight = InFlight::new(&attempt_durable, counts);
-                let stopped = HandBack(Some(stopping));
-                let result = attempt(&attempt_durable, runner, job, held_until, in_flight).await;
+                let stopped = HandBack(Some(stopping.clone()));
+                let result = attempt(
+                    &attempt_durable,
+                    &stopping,
+                    runner,
+                    job,
+                    held_until,
+                    in_flight,
+                )
+                .await;
                 stopped.disarm();
                 result
             })
@@ -347,6 +356,7 @@ enum Unrunnable {
 /// recorded while its lease held.
 async fn attempt(
     durable: &Durable,
+    rt: &Runtime,
     runner: Option<Arc<dyn Runner>>,
     job: Claimed,
     mut held_until: SystemTime,
@@ -411,9 +421,10 @@ async fn attempt(
             let policy = runner.policy();
             let text = crate::chain::line(&*error);
             let task_error = TaskError::from_error(error);
-            let retry_at = policy
+            let retry_in = policy
                 .retries(job.attempt, &task_error)
-                .then(|| SystemTime::now() + policy.delay(job.attempt));
+                .then(|| policy.delay(job.attempt));
+            let retry_at = retry_in.map(|delay| SystemTime::now() + delay);
             if retry_at.is_none() {
                 reporting();
             }
@@ -424,6 +435,16 @@ async fn attempt(
             let fail = || store.fail(job.id, job.token, &text, retry_at);
             match record(store, &job, held_until, ended, fail).await {
                 Ok(()) if retry_at.is_some() => {
+                    // Seen as an in-memory retry is: counted in the retries, its error on the
+                    // dashboard, not reported.
+                    if let Some(task) = TaskInfo::current() {
+                        rt.emit(Event::AttemptEnded {
+                            task: &task,
+                            attempt: job.attempt,
+                            error: Some(&task_error),
+                            retry_in,
+                        });
+                    }
                     durable.worker.wake_at(retry_at);
                     Ok(())
                 }
