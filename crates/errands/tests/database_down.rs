@@ -142,38 +142,6 @@ async fn pay(
     Ok(payment.to_string())
 }
 
-/// Log lines, each sent to the test as it is written.
-#[derive(Clone)]
-struct LineSender(mpsc::UnboundedSender<String>);
-
-impl std::io::Write for LineSender {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Waits for a log line containing `needle`, keeping the others in `seen` for later calls.
-async fn logged(lines: &mut mpsc::UnboundedReceiver<String>, seen: &mut Vec<String>, needle: &str) {
-    if seen.iter().any(|line| line.contains(needle)) {
-        return;
-    }
-    tokio::time::timeout(common::PATIENCE, async {
-        while let Some(line) = lines.recv().await {
-            let found = line.contains(needle);
-            seen.push(line);
-            if found {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("logged: {needle}"));
-}
-
 async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>, what: &str) -> T {
     tokio::time::timeout(common::PATIENCE, rx.recv())
         .await
@@ -188,13 +156,7 @@ async fn while_postgresql_is_down_requests_answer_503_workers_back_off_and_all_r
     let Some(db) = database(TEST).await else {
         return;
     };
-    let (lines_tx, mut lines) = mpsc::unbounded_channel();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || LineSender(lines_tx.clone()))
-        .with_ansi(false)
-        .finish();
-    let _logs = tracing::subscriber::set_default(subscriber);
-    let mut seen = Vec::new();
+    let mut logs = common::LogLines::capture();
 
     let direct = db.pool(2).await;
     sqlx::query("CREATE TABLE payments (id BIGINT PRIMARY KEY)")
@@ -285,12 +247,8 @@ async fn while_postgresql_is_down_requests_answer_503_workers_back_off_and_all_r
 
     // The receipt job returns while the server is away: its result waits within its lease.
     job_gate.send_replace(true);
-    logged(
-        &mut lines,
-        &mut seen,
-        "recording a durable job's result failed: retrying",
-    )
-    .await;
+    logs.wait_for("recording a durable job's result failed: retrying")
+        .await;
     // A job stored meanwhile by another process, which still reaches the server; the workers
     // here back off.
     let other = PgStore::new(direct.clone()).await.unwrap();
@@ -302,12 +260,8 @@ async fn while_postgresql_is_down_requests_answer_503_workers_back_off_and_all_r
         .await
         .unwrap()
         .id();
-    logged(
-        &mut lines,
-        &mut seen,
-        "claiming durable jobs failed: backing off",
-    )
-    .await;
+    logs.wait_for("claiming durable jobs failed: backing off")
+        .await;
 
     // Back: what waited runs and is recorded without anyone's help; requests succeed again.
     proxy.restore();

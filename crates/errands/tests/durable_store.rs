@@ -190,6 +190,43 @@ async fn failures_retry_until_the_attempts_run_out_and_then_owe_a_report(store: 
     assert!(owed(store).await.unwrap().is_empty());
 }
 
+async fn an_operators_retry_starts_a_new_run_whose_attempts_count_on(store: &impl Store) {
+    let id = store.enqueue(job("a").max_attempts(2)).await.unwrap().id();
+    let now = SystemTime::now();
+    // Two runs of two attempts, each failing: the numbers go on, the runs count from 1.
+    for run in 0..2 {
+        if run > 0 {
+            store.retry(id, now).await.unwrap();
+            let status = store.status(id).await.unwrap();
+            assert_eq!(
+                (status.state, status.attempt, status.max_attempts),
+                (JobState::Available, 2, 4)
+            );
+        }
+        for in_run in 1..=2 {
+            let claimed = store.claim("default", "p", now, LEASE, 1).await.unwrap();
+            assert_eq!(
+                (claimed[0].attempt, claimed[0].run_attempt),
+                (run * 2 + in_run, in_run)
+            );
+            let error = format!("smtp down {}", claimed[0].attempt);
+            store
+                .fail(id, claimed[0].token, &error, Some(now))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.status(id).await.unwrap().state, JobState::Failed);
+    }
+    let history: Vec<u32> = store
+        .attempts(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.attempt)
+        .collect();
+    assert_eq!(history, [1, 2, 3, 4], "each attempt keeps its own number");
+}
+
 async fn an_expired_lease_without_attempts_left_fails_and_owes_a_report(store: &impl Store) {
     let id = store.enqueue(job("a")).await.unwrap().id();
     let now = SystemTime::now();
@@ -584,6 +621,7 @@ macro_rules! every_check {
             claims_run_due_jobs_once_in_order_and_complete_under_their_token,
             a_stale_attempt_cannot_overwrite_the_newer_one,
             failures_retry_until_the_attempts_run_out_and_then_owe_a_report,
+            an_operators_retry_starts_a_new_run_whose_attempts_count_on,
             an_expired_lease_without_attempts_left_fails_and_owes_a_report,
             held_jobs_wait_for_their_release_or_are_skipped,
             held_jobs_of_a_process_that_died_are_released_when_its_heartbeat_ran_out,

@@ -295,6 +295,30 @@ async fn a_failing_job_retries_by_its_policy_and_its_final_failure_is_reported_o
             .is_empty(),
         "the report is recorded as delivered"
     );
+
+    // An operator's retry: a new run of three attempts, numbered on, whose failure is a new
+    // report with a key of its own (an alert sink de-duplicating by key keeps both).
+    errands
+        .jobs()
+        .store()
+        .unwrap()
+        .retry(fails, SystemTime::now())
+        .await
+        .unwrap();
+    for attempt in 4..=6 {
+        assert_eq!(next(&mut ran).await, format!("attempt {attempt}"));
+    }
+    common::idle(&errands).await;
+    let status = errands.jobs().status(fails).await.unwrap();
+    assert_eq!(
+        (status.state, status.attempt, status.max_attempts),
+        (JobState::Failed, 6, 6)
+    );
+    assert_eq!(
+        reports.lock().unwrap().last().unwrap(),
+        &format!(r#"Some("flaky"): provider down (attempt 6) [job:{fails}:6]"#)
+    );
+    assert_eq!(reports.lock().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -618,28 +642,9 @@ async fn a_queue_runs_at_its_own_concurrency_without_holding_up_the_others() {
     common::idle(&errands).await;
 }
 
-/// Log lines, each sent to the test as it is written.
-#[derive(Clone)]
-struct LineSender(mpsc::UnboundedSender<String>);
-
-impl std::io::Write for LineSender {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn workers_back_off_while_the_database_is_locked_and_recover_after() {
-    let (lines_tx, mut lines) = mpsc::unbounded_channel();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || LineSender(lines_tx.clone()))
-        .with_ansi(false)
-        .finish();
-    let _logs = tracing::subscriber::set_default(subscriber);
+    let mut logs = common::LogLines::capture();
 
     let path = std::env::temp_dir().join(format!("errands-jobs-down-{}.db", std::process::id()));
     let options = sqlx::sqlite::SqliteConnectOptions::new()
@@ -670,15 +675,8 @@ async fn workers_back_off_while_the_database_is_locked_and_recover_after() {
     let reports = Arc::default();
     let (errands, mut ran) = runtime(&store, &reports);
     let _ = errands.jobs();
-    tokio::time::timeout(common::PATIENCE, async {
-        while let Some(line) = lines.recv().await {
-            if line.contains("claiming durable jobs failed: backing off") {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("the worker backs off");
+    logs.wait_for("claiming durable jobs failed: backing off")
+        .await;
     // The database comes back: the job runs, nothing lost.
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
     assert_eq!(next(&mut ran).await, "hello eve #1");

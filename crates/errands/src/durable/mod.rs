@@ -29,6 +29,11 @@
 //!   releases its held jobs once the heartbeat ran out — their enqueue committed, so the work
 //!   happens (at least once) even though its request's end was never seen. A process that
 //!   stops releases what it still holds ([`Store::leave`]).
+//! * **Operators' retries.** [`Store::retry`] makes a finished job runnable again in a new
+//!   run with as many attempts as the last one allowed. Attempt numbers go on from the last
+//!   one ([`Claimed::attempt`]; retry policies count [`Claimed::run_attempt`]), so each
+//!   attempt's history entry and report key stay its own and an alert sink that
+//!   de-duplicates by key never drops the new run's failure.
 //! * **Unique jobs.** A job enqueued with a unique key is refused while another unfinished job
 //!   of its type holds the key; the live job's id comes back ([`Enqueued::Duplicate`]).
 

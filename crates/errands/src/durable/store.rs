@@ -136,9 +136,12 @@ pub struct Claimed {
     pub kind: String,
     /// Its arguments.
     pub args: serde_json::Value,
-    /// This attempt's number, from 1.
+    /// This attempt's number, from 1, counted over the job's whole life.
     pub attempt: u32,
-    /// Attempts allowed in all.
+    /// Its number within the job's current run, from 1: the same as `attempt` until an
+    /// operator's [`retry`](Store::retry) starts a new run. Retry policies count this one.
+    pub run_attempt: u32,
+    /// Attempts allowed in all (those of earlier runs included).
     pub max_attempts: u32,
     /// The fencing token of this claim: only writes with it are accepted.
     pub token: i64,
@@ -257,7 +260,8 @@ pub trait Store: Send + Sync + 'static {
     fn cancel(&self, id: JobId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Makes a finished job (`failed`, `cancelled`, `discarded`, `skipped`) runnable again
-    /// now, with its attempts counted afresh.
+    /// now, in a new run with as many attempts as the last one allowed. Attempt numbers go
+    /// on from the last one, so each attempt's history entry and report key stay its own.
     fn retry(
         &self,
         id: JobId,

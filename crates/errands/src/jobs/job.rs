@@ -121,7 +121,8 @@ impl<S> JobContext<S> {
         self.id
     }
 
-    /// This attempt's number, from 1.
+    /// This attempt's number, from 1, counted over the job's life: after an operator's retry
+    /// it goes on from the last attempt (the retry policy counts the new run's attempts).
     pub fn attempt(&self) -> u32 {
         self.attempt
     }

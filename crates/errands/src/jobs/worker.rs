@@ -421,9 +421,10 @@ async fn attempt(
             let policy = runner.policy();
             let text = crate::chain::line(&*error);
             let task_error = TaskError::from_error(error);
+            // The policy counts the attempts of this run (an operator's retry starts anew).
             let retry_in = policy
-                .retries(job.attempt, &task_error)
-                .then(|| policy.delay(job.attempt));
+                .retries(job.run_attempt, &task_error)
+                .then(|| policy.delay(job.run_attempt));
             let retry_at = retry_in.map(|delay| SystemTime::now() + delay);
             if retry_at.is_none() {
                 reporting();

@@ -165,3 +165,58 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+/// The lines logged on this thread while it is held, as they are written (a `fmt`
+/// subscriber, set as the thread's default).
+pub struct LogLines {
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+    _default: tracing::subscriber::DefaultGuard,
+}
+
+/// Sends each line it is given to the test.
+struct LineSender(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl std::io::Write for LineSender {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogLines {
+    pub fn capture() -> LogLines {
+        let (sender, lines) = tokio::sync::mpsc::unbounded_channel();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || LineSender(sender.clone()))
+            .with_ansi(false)
+            .finish();
+        LogLines {
+            lines,
+            seen: Vec::new(),
+            _default: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// Waits until a line containing `needle` was logged, whether before or after the call.
+    pub async fn wait_for(&mut self, needle: &str) {
+        if self.seen.iter().any(|line| line.contains(needle)) {
+            return;
+        }
+        let LogLines { lines, seen, .. } = self;
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = lines.recv().await {
+                let found = line.contains(needle);
+                seen.push(line);
+                if found {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("not logged: {needle}"));
+    }
+}

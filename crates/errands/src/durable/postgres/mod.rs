@@ -34,10 +34,11 @@ use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
 use super::{at, attempts, bounded, count, counts, json, millis, queues};
 
 /// The schema's migrations, in order: (version, SQL).
-const MIGRATIONS: [(i64, &str); 3] = [
+const MIGRATIONS: [(i64, &str); 4] = [
     (1, include_str!("0001_jobs.sql")),
     (2, include_str!("0002_attempts.sql")),
     (3, include_str!("0003_traceparent.sql")),
+    (4, include_str!("0004_runs.sql")),
 ];
 
 /// The advisory lock keys: migrations, and maintenance.
@@ -277,8 +278,8 @@ impl Store for PgStore {
              WHERE id IN (SELECT id FROM errands.jobs WHERE state = 'available' \
              AND queue = $3 AND run_at <= $4 ORDER BY run_at, id LIMIT $5 \
              FOR UPDATE SKIP LOCKED) \
-             RETURNING id, kind, args, attempt, max_attempts, token, request_id, fields, \
-             traceparent",
+             RETURNING id, kind, args, attempt, attempt - run_from AS run_attempt, max_attempts, \
+             token, request_id, fields, traceparent",
         )
         .bind(millis(now + lease))
         .bind(owner)
@@ -396,7 +397,8 @@ impl Store for PgStore {
 
     async fn retry(&self, id: JobId, now: SystemTime) -> Result<(), StoreError> {
         let query = sqlx::query(
-            "UPDATE errands.jobs SET state = 'available', attempt = 0, run_at = $1, \
+            "UPDATE errands.jobs SET state = 'available', run_from = attempt, \
+             max_attempts = attempt + max_attempts - run_from, run_at = $1, \
              finished_at = NULL, report_owed = 0, owner = NULL \
              WHERE id = $2 AND state IN ('failed', 'cancelled', 'discarded', 'skipped')",
         )
@@ -671,6 +673,7 @@ fn claimed(row: &PgRow) -> Claimed {
         kind: row.get("kind"),
         args: json(row.get("args")),
         attempt: count(i64::from(row.get::<i32, _>("attempt"))),
+        run_attempt: count(i64::from(row.get::<i32, _>("run_attempt"))),
         max_attempts: count(i64::from(row.get::<i32, _>("max_attempts"))),
         token: row.get("token"),
         request_id: row.get("request_id"),

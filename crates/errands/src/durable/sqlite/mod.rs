@@ -25,12 +25,13 @@ use super::store::{Claimed, Enqueued, NewJob, Store, StoreError};
 use super::{at, attempts, bounded, count, counts, json, millis, queues};
 
 /// The schema's migrations, in order: (version, SQL).
-const MIGRATIONS: [(i64, &str); 5] = [
+const MIGRATIONS: [(i64, &str); 6] = [
     (1, include_str!("0001_jobs.sql")),
     (2, include_str!("0002_processes.sql")),
     (3, include_str!("0003_report_claims.sql")),
     (4, include_str!("0004_attempts.sql")),
     (5, include_str!("0005_traceparent.sql")),
+    (6, include_str!("0006_runs.sql")),
 ];
 
 /// Ends a running job, fenced by its token: (finished_at, id, token).
@@ -249,8 +250,8 @@ impl Store for SqliteStore {
              token = token + 1, lease_until = ?, owner = ? \
              WHERE id IN (SELECT id FROM errands_jobs WHERE state = 'available' \
              AND queue = ? AND run_at <= ? ORDER BY run_at, id LIMIT ?) \
-             RETURNING id, kind, args, attempt, max_attempts, token, request_id, fields, \
-             traceparent",
+             RETURNING id, kind, args, attempt, attempt - run_from AS run_attempt, max_attempts, \
+             token, request_id, fields, traceparent",
         )
         .bind(millis(now + lease))
         .bind(owner)
@@ -363,7 +364,8 @@ impl Store for SqliteStore {
 
     async fn retry(&self, id: JobId, now: SystemTime) -> Result<(), StoreError> {
         let query = sqlx::query(
-            "UPDATE errands_jobs SET state = 'available', attempt = 0, run_at = ?, \
+            "UPDATE errands_jobs SET state = 'available', run_from = attempt, \
+             max_attempts = attempt + max_attempts - run_from, run_at = ?, \
              finished_at = NULL, report_owed = 0, owner = NULL \
              WHERE id = ? AND state IN ('failed', 'cancelled', 'discarded', 'skipped')",
         )
@@ -591,6 +593,7 @@ fn claimed(row: &SqliteRow) -> Claimed {
         kind: row.get("kind"),
         args: json(row.get("args")),
         attempt: count(row.get("attempt")),
+        run_attempt: count(row.get("run_attempt")),
         max_attempts: count(row.get("max_attempts")),
         token: row.get("token"),
         request_id: row.get("request_id"),
