@@ -3,8 +3,8 @@
 //! test cuts — every connection closed, new ones refused — and restores on the same port.
 //! While it is down, a request inside its transaction and a request that cannot begin one
 //! both answer `503 service_unavailable` and write nothing, and the workers back off; once it
-//! is back, they run what waited without anyone's help. Waiting is on the jobs' signals and
-//! the log lines, never on sleeps.
+//! is back, they run what waited without anyone's help. And PostgreSQL out of connections:
+//! 503 as well. Waiting is on the jobs' signals and the log lines, never on sleeps.
 #![cfg(all(feature = "postgres", feature = "sqlx"))]
 
 mod common;
@@ -20,6 +20,7 @@ use errands::jobs::{Job, JobContext, Jobs};
 use errands::{BoxError, ErrorReport};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::Connection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -305,5 +306,67 @@ async fn while_postgresql_is_down_requests_answer_503_workers_back_off_and_all_r
     errands.shutdown().await;
     direct.close().await;
     pool.close().await;
+    db.finish(TEST).await;
+}
+
+/// PostgreSQL refusing a connection because it has too many (SQLSTATE 53300, here a role's
+/// connection limit): the handler's query answers 503, not 500.
+#[tokio::test]
+async fn postgresql_out_of_connections_is_503() {
+    const TEST: &str = "postgresql_out_of_connections_is_503";
+    let Some(db) = database(TEST).await else {
+        return;
+    };
+    let admin = db.pool(1).await;
+    let role = format!("errands_test_limited_{}", std::process::id());
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN CONNECTION LIMIT 1"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let limited = db.options.clone().username(&role);
+    let held = sqlx::PgConnection::connect_with(&limited).await.unwrap();
+
+    let errands = Errands::builder().without_tracing_reporter().build();
+    let connect = limited.clone();
+    let app = axum::Router::new()
+        .route(
+            "/count",
+            axum::routing::get(move || {
+                let connect = connect.clone();
+                async move {
+                    let mut conn = sqlx::PgConnection::connect_with(&connect).await?;
+                    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await?;
+                    Ok::<_, errands::Error>(one.to_string())
+                }
+            }),
+        )
+        .layer(errands.layer());
+    let client = errands::testing::TestClient::new(app, &errands);
+    let refused = client.get("/count").await;
+    assert_eq!(refused.status(), 503, "{}", refused.text());
+    assert_eq!(refused.json()["code"], "service_unavailable");
+    assert!(
+        !refused.text().contains(&role),
+        "no database text in the body"
+    );
+    assert!(
+        refused.reports()[0]
+            .chain_text()
+            .contains("too many connections")
+    );
+
+    held.close().await.unwrap();
+    assert_eq!(client.get("/count").await.text(), "1");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
     db.finish(TEST).await;
 }

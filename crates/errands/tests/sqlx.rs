@@ -1,6 +1,6 @@
 //! The `sqlx` feature against a real SQLite database: row not found → 404, unique and
-//! foreign-key violations → 409 `conflict`; a database out of reach → 503; nothing is
-//! half-written.
+//! foreign-key violations → 409 `conflict`; a database out of reach, or locked past its busy
+//! timeout → 503; nothing is half-written.
 #![cfg(feature = "sqlx")]
 
 use axum::Router;
@@ -204,4 +204,55 @@ async fn a_database_out_of_reach_is_503_without_internal_text() {
         "no database text in the body"
     );
     assert_eq!(response.reports().len(), 1, "reported once");
+}
+
+/// SQLite locked by another writer past the pool's busy timeout: 503, as the job store
+/// answers, and the request succeeds once the lock is gone.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_database_locked_past_its_busy_timeout_is_503() {
+    use sqlx::Connection;
+    let path = std::env::temp_dir().join(format!("errands-sqlx-locked-{}.db", std::process::id()));
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .busy_timeout(std::time::Duration::from_millis(50));
+    let db = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE)")
+        .execute(&db)
+        .await
+        .unwrap();
+    let errands = Errands::builder().without_tracing_reporter().build();
+    let app = Router::new()
+        .route("/users", post(create_user))
+        .with_state(db.clone())
+        .layer(errands.layer());
+    let client = TestClient::new(app, &errands);
+
+    let mut locker = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let locked = client
+        .post_json("/users", &json!({"email": "di@example.com"}))
+        .await;
+    assert_eq!(locked.status(), 503, "{}", locked.text());
+    assert_eq!(locked.json()["code"], "service_unavailable");
+    assert!(
+        !locked.text().contains("locked"),
+        "no database text in the body"
+    );
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    let created = client
+        .post_json("/users", &json!({"email": "di@example.com"}))
+        .await;
+    assert_eq!(created.status(), 200, "{}", created.text());
+    let _ = std::fs::remove_file(&path);
 }
