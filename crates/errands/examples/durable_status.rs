@@ -1,5 +1,7 @@
 //! The "202 + poll" pattern: the handler answers 202 with the job's id at once, and the
-//! client reads the job's status by id until it is done.
+//! client reads the job's status by id until it is done. The job can be cancelled while it
+//! waits; the store's errors take the error pipeline (`404 not_found` for an unknown id,
+//! `409 conflict` for a job that can no longer be cancelled).
 //!
 //! Run: `cargo run -p errands --features sqlite --example durable_status`
 
@@ -42,17 +44,21 @@ async fn submit(tasks: Tasks) -> errands::Result<(StatusCode, String)> {
     Ok((StatusCode::ACCEPTED, id.to_string()))
 }
 
-/// The job's status, or 404 for an id the store does not know.
+/// The job's status.
 async fn status(
     State(errands): State<Errands>,
     Path(id): Path<i64>,
-) -> Result<axum::Json<JobStatus>, StatusCode> {
-    errands
-        .jobs()
-        .status(JobId(id))
-        .await
-        .map(axum::Json)
-        .map_err(|_| StatusCode::NOT_FOUND)
+) -> errands::Result<axum::Json<JobStatus>> {
+    Ok(axum::Json(errands.jobs().status(JobId(id)).await?))
+}
+
+/// Cancels the job, if it has not started.
+async fn cancel(
+    State(errands): State<Errands>,
+    Path(id): Path<i64>,
+) -> errands::Result<StatusCode> {
+    errands.jobs().cancel(JobId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -65,7 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build();
     let app = Router::new()
         .route("/thumbnails", post(submit))
-        .route("/jobs/{id}", get(status))
+        .route("/jobs/{id}", get(status).delete(cancel))
         .with_state(errands.clone())
         .layer(errands.layer());
     let client = TestClient::new(app, &errands);
@@ -82,6 +88,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         polled.json()["request_id"],
         accepted.request_id().unwrap().as_str()
     );
-    assert_eq!(client.get("/jobs/999").await.status(), 404);
+    let unknown = client.get("/jobs/999").await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.json()["code"], "not_found");
+    let too_late = client.delete(&format!("/jobs/{id}")).await;
+    println!(
+        "DELETE /jobs/{id} -> {} {}",
+        too_late.status(),
+        too_late.text()
+    );
+    assert_eq!(too_late.status(), 409);
+    assert_eq!(too_late.json()["code"], "conflict");
     Ok(())
 }

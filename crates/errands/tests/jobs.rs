@@ -230,10 +230,20 @@ async fn an_enqueued_job_runs_once_and_its_status_says_so() {
         .unwrap();
     assert_eq!(next(&mut ran).await, "hello ada #1");
     common::idle(&errands).await;
-    assert_eq!(
-        errands.jobs().status(id).await.unwrap().state,
-        JobState::Succeeded
-    );
+    let status = errands.jobs().status(id).await.unwrap();
+    assert_eq!(status.state, JobState::Succeeded);
+    // In JSON, as a client polling it reads it: times in RFC 3339, UTC.
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json["state"], "succeeded");
+    for time in ["enqueued_at", "run_at", "finished_at"] {
+        let text = json[time]
+            .as_str()
+            .unwrap_or_else(|| panic!("{time}: {json}"));
+        assert!(
+            text.len() == 24 && text.as_bytes()[10] == b'T' && text.ends_with('Z'),
+            "{time}: {text}"
+        );
+    }
     assert!(reports.lock().unwrap().is_empty());
     assert!(ran.try_recv().is_err(), "once");
 }
@@ -1205,4 +1215,98 @@ async fn a_refused_attempt_goes_back_alone_and_the_others_keep_running() {
         JobState::Succeeded
     );
     assert!(heard.try_recv().is_err(), "each job ran once");
+}
+
+/// Operators' actions through `Jobs` in handlers: the store's errors take the pipeline —
+/// an unknown job is `404 not_found`, a job whose state does not allow the change `409
+/// conflict` — and a retried job runs at once.
+#[tokio::test]
+async fn cancel_retry_and_discard_from_handlers_answer_in_the_error_schema() {
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use errands::durable::JobId;
+
+    async fn status(
+        State(errands): State<Errands>,
+        Path(id): Path<i64>,
+    ) -> errands::Result<String> {
+        Ok(errands.jobs().status(JobId(id)).await?.state.to_string())
+    }
+    async fn act(
+        State(errands): State<Errands>,
+        Path((id, action)): Path<(i64, String)>,
+    ) -> errands::Result<StatusCode> {
+        let (jobs, id) = (errands.jobs(), JobId(id));
+        match action.as_str() {
+            "cancel" => jobs.cancel(id).await?,
+            "retry" => jobs.retry(id).await?,
+            _ => jobs.discard(id).await?,
+        }
+        Ok(StatusCode::NO_CONTENT)
+    }
+
+    let (store, _path) = store().await;
+    let reports = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let app = axum::Router::new()
+        .route("/jobs/{id}", axum::routing::get(status))
+        .route("/jobs/{id}/{action}", axum::routing::post(act))
+        .with_state(errands.clone())
+        .layer(errands.layer());
+    let client = errands::testing::TestClient::new(app, &errands);
+    let later = errands
+        .jobs()
+        .prepare(Greet { name: "fay".into() })
+        .run_after(Duration::from_secs(3600))
+        .enqueue()
+        .await
+        .unwrap()
+        .id();
+
+    assert_eq!(
+        client.post(&format!("/jobs/{later}/cancel")).await.status(),
+        204
+    );
+    assert_eq!(
+        client.get(&format!("/jobs/{later}")).await.text(),
+        "cancelled"
+    );
+    let again = client.post(&format!("/jobs/{later}/cancel")).await;
+    assert_eq!(again.status(), 409, "{}", again.text());
+    assert_eq!(again.json()["code"], "conflict");
+    assert_eq!(
+        again.json()["error"],
+        "The job is cancelled, which does not allow this."
+    );
+    assert_eq!(
+        client.post(&format!("/jobs/{later}/retry")).await.status(),
+        204
+    );
+    assert_eq!(next(&mut ran).await, "hello fay #1", "runs at once");
+    common::idle(&errands).await;
+    assert_eq!(
+        client.get(&format!("/jobs/{later}")).await.text(),
+        "succeeded"
+    );
+    assert_eq!(
+        client
+            .post(&format!("/jobs/{later}/discard"))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        client.get(&format!("/jobs/{later}")).await.text(),
+        "discarded"
+    );
+
+    for unknown in ["/jobs/999", "/jobs/999/cancel"] {
+        let response = if unknown.ends_with("cancel") {
+            client.post(unknown).await
+        } else {
+            client.get(unknown).await
+        };
+        assert_eq!(response.status(), 404, "{unknown}");
+        assert_eq!(response.json()["code"], "not_found");
+    }
 }

@@ -27,37 +27,39 @@ pub(super) async fn act(
         return (StatusCode::FORBIDDEN, here.page("Refused", body)).into_response();
     }
     #[cfg(feature = "durable")]
-    if let Some(durable) = dashboard.errands.rt().attached::<crate::jobs::Durable>() {
-        return act_on(&durable, &here, id, &action).await;
+    if dashboard
+        .errands
+        .rt()
+        .attached::<crate::jobs::Durable>()
+        .is_some()
+    {
+        return act_on(&dashboard.errands.jobs(), &here, id, &action).await;
     }
     let _ = (id, action);
     missing(&here, "This runtime has no durable jobs.")
 }
 
 #[cfg(feature = "durable")]
-async fn act_on(durable: &crate::jobs::Durable, here: &Here, id: i64, action: &str) -> Response {
+async fn act_on(jobs: &crate::jobs::Jobs, here: &Here, id: i64, action: &str) -> Response {
     use super::html::escape;
-    use crate::durable::{JobId, Store, StoreError};
+    use crate::durable::{JobId, StoreError};
+    use crate::jobs::EnqueueError;
     use http::header;
-    use std::time::SystemTime;
     let id = JobId(id);
     let done = match action {
-        "retry" => durable.store.retry(id, SystemTime::now()).await,
-        "cancel" => durable.store.cancel(id).await,
-        "discard" => durable.store.discard(id).await,
+        "retry" => jobs.retry(id).await,
+        "cancel" => jobs.cancel(id).await,
+        "discard" => jobs.discard(id).await,
         _ => return missing(here, "No such action."),
     };
     match done {
         Ok(()) => {
-            if action == "retry" {
-                durable.worker.wake();
-            }
             tracing::info!(target: "errands", job_id = id.0, action, "dashboard: durable job action");
             let location = format!("{}/jobs/{id}", here.0);
             (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
         }
-        Err(StoreError::NotFound(_)) => missing(here, "No such job."),
-        Err(StoreError::WrongState { state, .. }) => {
+        Err(EnqueueError::Store(StoreError::NotFound(_))) => missing(here, "No such job."),
+        Err(EnqueueError::Store(StoreError::WrongState { state, .. })) => {
             let body = format!(
                 "<p>The job is {}: it cannot be {action}ed now.</p><p><a href=\"jobs/{id}\">back</a></p>",
                 escape(state.as_str())

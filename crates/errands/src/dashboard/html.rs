@@ -2,7 +2,7 @@
 //! each view, and the small pieces the views share.
 
 use std::fmt::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// A text escaped for HTML text and attribute values.
 pub(super) fn escape(text: &str) -> String {
@@ -42,18 +42,9 @@ pub(super) fn page(base: &str, title: &str, body: &str) -> String {
     html
 }
 
-/// A time as UTC `YYYY-MM-DD hh:mm:ss.mmm`.
+/// A time as RFC 3339 in UTC, with milliseconds.
 pub(super) fn time(at: SystemTime) -> String {
-    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let (days, rest) = (since.as_secs() / 86_400, since.as_secs() % 86_400);
-    let (year, month, day) = civil(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60,
-        since.subsec_millis()
-    )
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 /// An optional time, or a dash.
@@ -105,23 +96,10 @@ pub(super) fn fields(fields: &serde_json::Value) -> String {
     out
 }
 
-/// Days since 1970-01-01 as a (year, month, day) of the proleptic Gregorian calendar.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn text_is_escaped() {
@@ -133,9 +111,9 @@ mod tests {
 
     #[test]
     fn times_are_utc_dates() {
-        assert_eq!(time(UNIX_EPOCH), "1970-01-01 00:00:00.000");
+        assert_eq!(time(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let at = UNIX_EPOCH + Duration::from_millis(1_796_000_000_123);
-        assert_eq!(time(at), "2026-11-30 00:53:20.123");
+        assert_eq!(time(at), "2026-11-30T00:53:20.123Z");
     }
 
     #[test]

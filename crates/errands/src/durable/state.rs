@@ -100,10 +100,12 @@ pub struct QueueCounts {
     pub running: u64,
     /// When the oldest job that could run now became due (its `run_at`): the queue's lag is
     /// the time since. `None` when no job waits.
+    #[serde(serialize_with = "rfc3339::option")]
     pub oldest_due: Option<SystemTime>,
 }
 
-/// What the store knows of a job, for the "202 + poll" pattern and for operators.
+/// What the store knows of a job, for the "202 + poll" pattern and for operators. In JSON,
+/// its times are RFC 3339 in UTC with milliseconds (`"2026-11-30T04:40:32.358Z"`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct JobStatus {
@@ -128,10 +130,13 @@ pub struct JobStatus {
     /// The W3C `traceparent` of the request that enqueued it.
     pub traceparent: Option<String>,
     /// When it was enqueued.
+    #[serde(serialize_with = "rfc3339::time")]
     pub enqueued_at: SystemTime,
     /// When it is, or was last, due to run.
+    #[serde(serialize_with = "rfc3339::time")]
     pub run_at: SystemTime,
     /// When it finished, if it did.
+    #[serde(serialize_with = "rfc3339::option")]
     pub finished_at: Option<SystemTime>,
 }
 
@@ -142,6 +147,7 @@ pub struct JobAttempt {
     /// The attempt's number, from 1.
     pub attempt: u32,
     /// When it ended.
+    #[serde(serialize_with = "rfc3339::time")]
     pub finished_at: SystemTime,
     /// Its error chain as one line (`outer: inner: root`), bounded.
     pub error: String,
@@ -214,5 +220,26 @@ impl JobFilter {
     pub fn limit(mut self, limit: u32) -> Self {
         self.limit = limit.min(Self::MAX_LIMIT);
         self
+    }
+}
+
+/// Times in JSON as RFC 3339 in UTC with milliseconds, as clients read them.
+mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::Serializer;
+
+    pub(super) fn time<S: Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_rfc3339_millis(*at))
+    }
+
+    pub(super) fn option<S: Serializer>(
+        at: &Option<SystemTime>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => time(at, serializer),
+            None => serializer.serialize_none(),
+        }
     }
 }

@@ -66,8 +66,8 @@ fn builtin(error: &(dyn StdError + 'static)) -> Option<ApiError> {
         return Some(ApiError::internal());
     }
     #[cfg(feature = "durable")]
-    if let Some(crate::durable::StoreError::Database(_)) = error.downcast_ref() {
-        return Some(ApiError::from_status(StatusCode::SERVICE_UNAVAILABLE));
+    if let Some(store) = error.downcast_ref::<crate::durable::StoreError>() {
+        return super::store::map(store);
     }
     #[cfg(feature = "sqlx")]
     if let Some(db) = error.downcast_ref::<sqlx::Error>() {

@@ -20,6 +20,8 @@ mod pipeline;
 mod schedule;
 #[cfg(feature = "sqlx")]
 mod sqlx;
+#[cfg(feature = "durable")]
+mod store;
 mod text;
 mod validation;
 

@@ -12,10 +12,11 @@ use crate::runtime::Runtime;
 use crate::task::{ScheduleError, TaskName, Timing};
 use crate::tasks::TaskBuilder;
 
-/// Why a job could not be enqueued. Through `?` in a handler it becomes `503
+/// Why a job could not be enqueued, read or changed. Through `?` in a handler it becomes `503
 /// service_unavailable` when the store's database failed (unavailable, or locked past its
-/// busy timeout), `500 internal_error` otherwise — the handler's own transaction, if any, is
-/// dropped and so rolled back.
+/// busy timeout), `404 not_found` for an unknown job, `409 conflict` for a job whose state
+/// does not allow the change, `500 internal_error` otherwise — the handler's own
+/// transaction, if any, is dropped and so rolled back.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EnqueueError {
@@ -140,12 +141,45 @@ impl Jobs {
     ///
     /// # Errors
     ///
-    /// [`StoreError::NotFound`] for an unknown id, or the store's failure.
+    /// [`StoreError::NotFound`] for an unknown id (through `?` in a handler, `404
+    /// not_found`), or the store's failure (`503`).
     pub async fn status(&self, id: JobId) -> Result<JobStatus, EnqueueError> {
         Ok(self.durable()?.store.status(id).await?)
     }
 
-    /// The store, for operator actions (cancel, retry, discard, prune) and counts.
+    /// Cancels a job that has not started (`held` or `available`).
+    ///
+    /// # Errors
+    ///
+    /// Through `?` in a handler: an unknown id is `404 not_found`, a job in another state
+    /// ([`StoreError::WrongState`]) `409 conflict`, the store's failure `503`.
+    pub async fn cancel(&self, id: JobId) -> Result<(), EnqueueError> {
+        Ok(self.durable()?.store.cancel(id).await?)
+    }
+
+    /// Makes a finished job (`failed`, `cancelled`, `discarded`, `skipped`) run again now, in
+    /// a new run with as many attempts as its last one ([`Store::retry`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`cancel`](Self::cancel).
+    pub async fn retry(&self, id: JobId) -> Result<(), EnqueueError> {
+        let durable = self.durable()?;
+        durable.store.retry(id, SystemTime::now()).await?;
+        durable.worker.wake();
+        Ok(())
+    }
+
+    /// Discards a job that is not running: it will not run (again), and owes no report.
+    ///
+    /// # Errors
+    ///
+    /// As for [`cancel`](Self::cancel).
+    pub async fn discard(&self, id: JobId) -> Result<(), EnqueueError> {
+        Ok(self.durable()?.store.discard(id).await?)
+    }
+
+    /// The store, for pruning, counts and listings.
     pub fn store(&self) -> Option<&AnyStore> {
         self.inner.as_deref().map(|d| &d.store)
     }
