@@ -119,7 +119,8 @@ pub struct JobStatus {
     pub state: JobState,
     /// Attempts made so far (an attempt interrupted by shutdown is not counted).
     pub attempt: u32,
-    /// Attempts allowed in all.
+    /// Attempts allowed in all, those of earlier runs included: an operator's
+    /// [`retry`](super::Store::retry) adds a run's.
     pub max_attempts: u32,
     /// The last error's text, bounded; never its arguments.
     pub last_error: Option<String>,
