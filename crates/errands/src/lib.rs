@@ -110,6 +110,8 @@ pub mod openapi;
 mod recent;
 mod report;
 mod request;
+#[cfg(any(feature = "durable", feature = "dashboard"))]
+mod rfc3339;
 mod runtime;
 mod scope;
 #[cfg(feature = "sentry")]

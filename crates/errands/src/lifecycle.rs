@@ -53,7 +53,9 @@ pub(crate) enum Event<'a> {
         queued: bool,
         waited: Duration,
     },
-    /// One attempt ended: with `error`, or successfully; `retry_in` when another follows.
+    /// One attempt ended: with `error`, or successfully; `retry_in` when another follows. A
+    /// durable job's attempt whose failure left its retry in the store emits that failure
+    /// (with `retry_in`) before its task's own end, as its task is one attempt of the job.
     AttemptEnded {
         task: &'a TaskInfo,
         attempt: u32,

@@ -1,6 +1,6 @@
 //! PostgreSQL going away under a running service and coming back (docs/RELIABILITY.md,
 //! "Durable jobs and `kill -9`"): the service reaches the server through a TCP proxy that the
-//! test cuts — every connection closed, new ones refused — and restores on the same port.
+//! test cuts — every connection closed, new ones left unanswered — and restores.
 //! While it is down, a request inside its transaction and a request that cannot begin one
 //! both answer `503 service_unavailable` and write nothing, and the workers back off; once it
 //! is back, they run what waited without anyone's help. And PostgreSQL out of connections:
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Connection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use common::postgres::database;
@@ -35,17 +35,14 @@ struct Proxy {
 
 impl Proxy {
     async fn start(target: SocketAddr) -> Proxy {
-        let first = listener("127.0.0.1:0".parse().unwrap());
-        let addr = first.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let (up, mut state) = watch::channel(true);
         let forwards = state.clone();
         tokio::spawn(async move {
-            let mut listening = Some(first);
-            loop {
-                let listener = match listening.take() {
-                    Some(listener) => listener,
-                    None => listener(addr),
-                };
+            // Down, the port stays bound (no other socket can take it), and new connections
+            // wait unanswered in its queue, as behind a network partition.
+            while state.wait_for(|up| *up).await.is_ok() {
                 loop {
                     tokio::select! {
                         accepted = listener.accept() => {
@@ -55,32 +52,20 @@ impl Proxy {
                         _ = state.wait_for(|up| !*up) => break,
                     }
                 }
-                // Down: the port refuses connections until the proxy is restored.
-                drop(listener);
-                if state.wait_for(|up| *up).await.is_err() {
-                    return;
-                }
             }
         });
         Proxy { addr, up }
     }
 
-    /// Closes every connection through the proxy and refuses new ones.
+    /// Closes every connection through the proxy and answers no new one.
     fn cut(&self) {
         self.up.send_replace(false);
     }
 
-    /// Accepts connections again, on the same port.
+    /// Answers connections again.
     fn restore(&self) {
         self.up.send_replace(true);
     }
-}
-
-fn listener(addr: SocketAddr) -> tokio::net::TcpListener {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_reuseaddr(true).unwrap();
-    socket.bind(addr).unwrap();
-    socket.listen(64).unwrap()
 }
 
 /// Copies both ways until either side closes or the proxy is cut.
@@ -318,20 +303,36 @@ async fn postgresql_out_of_connections_is_503() {
         return;
     };
     let admin = db.pool(1).await;
-    let role = format!("errands_test_limited_{}", std::process::id());
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE ROLE {role} LOGIN CONNECTION LIMIT 1"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
+    // A role of the test's own (named after its database), dropped however the test ends.
+    let role = format!("{}_limited", db.options.get_database().unwrap());
+    let statement = |sql: String| {
+        let admin = admin.clone();
+        async move {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&admin)
+                .await
+                .unwrap();
+        }
+    };
+    statement(format!("DROP ROLE IF EXISTS {role}")).await;
+    statement(format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")).await;
     let limited = db.options.clone().username(&role);
-    let held = sqlx::PgConnection::connect_with(&limited).await.unwrap();
+    let checks = std::panic::AssertUnwindSafe(out_of_connections(&admin, &limited, &role));
+    let result = futures_util::FutureExt::catch_unwind(checks).await;
+    statement(format!("DROP ROLE {role}")).await;
+    admin.close().await;
+    db.finish(TEST).await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
 
+async fn out_of_connections(
+    admin: &PgPool,
+    limited: &sqlx::postgres::PgConnectOptions,
+    role: &str,
+) {
+    let held = sqlx::PgConnection::connect_with(limited).await.unwrap();
     let errands = Errands::builder().without_tracing_reporter().build();
     let connect = limited.clone();
     let app = axum::Router::new()
@@ -352,7 +353,7 @@ async fn postgresql_out_of_connections_is_503() {
     assert_eq!(refused.status(), 503, "{}", refused.text());
     assert_eq!(refused.json()["code"], "service_unavailable");
     assert!(
-        !refused.text().contains(&role),
+        !refused.text().contains(role),
         "no database text in the body"
     );
     assert!(
@@ -361,12 +362,23 @@ async fn postgresql_out_of_connections_is_503() {
             .contains("too many connections")
     );
 
+    // Once the server has let the held connection go, the request succeeds.
     held.close().await.unwrap();
+    tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            let sessions: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE usename = $1")
+                    .bind(role)
+                    .fetch_one(admin)
+                    .await
+                    .unwrap();
+            if sessions == 0 {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the held connection ends");
     assert_eq!(client.get("/count").await.text(), "1");
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    db.finish(TEST).await;
 }

@@ -308,13 +308,7 @@ async fn a_failing_job_retries_by_its_policy_and_its_final_failure_is_reported_o
 
     // An operator's retry: a new run of three attempts, numbered on, whose failure is a new
     // report with a key of its own (an alert sink de-duplicating by key keeps both).
-    errands
-        .jobs()
-        .store()
-        .unwrap()
-        .retry(fails, SystemTime::now())
-        .await
-        .unwrap();
+    errands.jobs().retry(fails).await.unwrap();
     for attempt in 4..=6 {
         assert_eq!(next(&mut ran).await, format!("attempt {attempt}"));
     }
@@ -1309,4 +1303,33 @@ async fn cancel_retry_and_discard_from_handlers_answer_in_the_error_schema() {
         assert_eq!(response.status(), 404, "{unknown}");
         assert_eq!(response.json()["code"], "not_found");
     }
+}
+
+/// A job stored with fewer attempts than its type's policy allows (through the store, or
+/// before the policy changed) ends at the store's limit: its failure is final at once,
+/// reported then, and not counted as a retry.
+#[tokio::test]
+async fn the_stores_attempt_limit_holds_over_a_longer_policy() {
+    let (store, _path) = store().await;
+    let reports: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (errands, mut ran) = runtime(&store, &reports);
+    let id = store
+        .enqueue(NewJob::new("flaky", serde_json::json!({"succeed_on": 9})))
+        .await
+        .unwrap()
+        .id();
+    let _ = errands.jobs();
+    assert_eq!(next(&mut ran).await, "attempt 1");
+    common::idle(&errands).await;
+    let status = store.status(id).await.unwrap();
+    assert_eq!((status.state, status.attempt), (JobState::Failed, 1));
+    assert_eq!(
+        *reports.lock().unwrap(),
+        [format!(
+            r#"Some("flaky"): provider down (attempt 1) [job:{id}:1]"#
+        )],
+        "reported by the attempt that ended it"
+    );
+    let stats = errands.stats();
+    assert_eq!((stats.succeeded, stats.failed), (0, 1), "{stats:?}");
 }

@@ -213,6 +213,7 @@ async fn a_database_out_of_reach_is_503_without_internal_text() {
 async fn a_database_locked_past_its_busy_timeout_is_503() {
     use sqlx::Connection;
     let path = std::env::temp_dir().join(format!("errands-sqlx-locked-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
     let options = SqliteConnectOptions::new()
         .filename(&path)
         .create_if_missing(true)

@@ -231,7 +231,7 @@ mod rfc3339 {
     use serde::Serializer;
 
     pub(super) fn time<S: Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&humantime::format_rfc3339_millis(*at))
+        serializer.collect_str(&crate::rfc3339::format(*at))
     }
 
     pub(super) fn option<S: Serializer>(

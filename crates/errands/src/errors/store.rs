@@ -1,4 +1,5 @@
-//! Built-in mappings for the durable job store's errors (features `sqlite`, `postgres`).
+//! Built-in mappings for the durable job store's errors (feature `durable`, which `sqlite`
+//! and `postgres` enable).
 
 use http::StatusCode;
 

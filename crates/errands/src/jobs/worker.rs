@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 
 use super::registry::Runner;
 use super::{Durable, HandBack, JobFailure};
-use crate::durable::{AnyStore, Claimed, JobId, JobState, Store, StoreError};
+use crate::durable::{AnyStore, Claimed, JobId, JobState, JobStatus, Store, StoreError};
 use crate::lifecycle::Event;
 use crate::report::{ErrorLink, ErrorReport, Origin};
 use crate::request::RequestId;
@@ -364,11 +364,14 @@ async fn attempt(
 ) -> Result<(), BoxError> {
     let (store, lease) = (&durable.store, durable.worker.lease);
     let reporting = || durable.worker.reporting().insert(job.id);
-    let unrunnable = |error: Unrunnable| async move {
+    let unrunnable = |error: Unrunnable| async {
         let text = error.to_string();
         reporting();
-        store.fail(job.id, job.token, &text, None).await?;
-        Err::<(), BoxError>(Box::new(error))
+        let fail = || store.fail(job.id, job.token, &text, None);
+        match record(store, &job, held_until, JobState::Failed, fail).await {
+            Ok(()) => Err::<(), BoxError>(Box::new(error)),
+            Err(not_recorded) => Err(not_recorded_error(durable, &job, not_recorded)),
+        }
     };
     let Some(runner) = runner else {
         return unrunnable(Unrunnable::UnknownType(job.kind.clone())).await;
@@ -421,9 +424,10 @@ async fn attempt(
             let policy = runner.policy();
             let text = crate::chain::line(&*error);
             let task_error = TaskError::from_error(error);
-            // The policy counts the attempts of this run (an operator's retry starts anew).
-            let retry_in = policy
-                .retries(job.run_attempt, &task_error)
+            // The policy counts the attempts of this run (an operator's retry starts anew);
+            // the store's limit holds as well.
+            let retry_in = (policy.retries(job.run_attempt, &task_error)
+                && job.attempt < job.max_attempts)
                 .then(|| policy.delay(job.run_attempt));
             let retry_at = retry_in.map(|delay| SystemTime::now() + delay);
             if retry_at.is_none() {
@@ -454,18 +458,24 @@ async fn attempt(
             }
         }
     };
-    match recorded {
-        Ok(()) => Ok(()),
-        Err(StoreError::Stale(id)) => Err(Box::new(LeaseLost(id))),
-        Err(error) => Err(Box::new(error)),
+    recorded.map_err(|not_recorded| not_recorded_error(durable, &job, not_recorded))
+}
+
+/// The attempt's error when its result could not be recorded. A final failure's report and
+/// hook are then left to whoever ends the job: a later attempt, or the owed-report delivery.
+fn not_recorded_error(durable: &Durable, job: &Claimed, error: StoreError) -> BoxError {
+    durable.worker.reporting().remove(&job.id);
+    match error {
+        StoreError::Stale(id) => Box::new(LeaseLost(id)),
+        error => Box::new(error),
     }
 }
 
 /// Writes an attempt's result, again while the database fails and the lease holds: a
-/// database back within the lease loses no result, and the job does not run twice. Past the
-/// lease, the job is another attempt's to run. A write whose answer was lost with its
-/// connection may have landed: when a later try finds the token gone, the job's status says
-/// whether it ended as `ended` says.
+/// database back within the lease loses no result, and the job does not run twice. No write
+/// outlives the lease: past it, the job is another attempt's to run. A write whose answer was
+/// lost with its connection may have landed: when a later try finds the token gone, the job's
+/// status says whether it ended as `ended` says.
 async fn record<F: Future<Output = Result<(), StoreError>>>(
     store: &AnyStore,
     job: &Claimed,
@@ -473,29 +483,45 @@ async fn record<F: Future<Output = Result<(), StoreError>>>(
     ended: JobState,
     mut write: impl FnMut() -> F,
 ) -> Result<(), StoreError> {
+    let left = held_until
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + left;
+    let expired =
+        || StoreError::Database("the job's lease ran out before its result was written".into());
     let mut backoff = Duration::from_millis(100);
     let mut unsure = false;
     loop {
-        match write().await {
-            Err(StoreError::Database(error)) if SystemTime::now() + backoff < held_until => {
+        let written = tokio::time::timeout_at(deadline, write()).await;
+        match written.map_err(|_| expired())? {
+            Err(StoreError::Database(error))
+                if tokio::time::Instant::now() + backoff < deadline =>
+            {
                 tracing::warn!(target: "errands", job_id = job.id.0, error = %crate::chain::line(&*error), ?backoff, "recording a durable job's result failed: retrying while its lease holds");
                 unsure = true;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             Err(StoreError::Stale(id)) if unsure => {
-                return match store.status(id).await {
-                    Ok(status)
-                        if status.attempt > job.attempt
-                            || (status.attempt == job.attempt && status.state == ended) =>
-                    {
-                        Ok(())
-                    }
+                let status = tokio::time::timeout_at(deadline, store.status(id)).await;
+                return match status {
+                    Ok(Ok(status)) if landed(&status, job, ended) => Ok(()),
                     _ => Err(StoreError::Stale(id)),
                 };
             }
             result => return result,
         }
+    }
+}
+
+/// Whether `status` shows this attempt's write as landed. While the lease holds, only that
+/// write can have moved the job on; a retry may already have been claimed again.
+fn landed(status: &JobStatus, job: &Claimed, ended: JobState) -> bool {
+    match ended {
+        JobState::Available => {
+            status.attempt > job.attempt || (status.attempt == job.attempt && status.state == ended)
+        }
+        _ => status.attempt == job.attempt && status.state == ended,
     }
 }
 

@@ -278,8 +278,8 @@ impl Store for PgStore {
              WHERE id IN (SELECT id FROM errands.jobs WHERE state = 'available' \
              AND queue = $3 AND run_at <= $4 ORDER BY run_at, id LIMIT $5 \
              FOR UPDATE SKIP LOCKED) \
-             RETURNING id, kind, args, attempt, attempt - run_from AS run_attempt, max_attempts, \
-             token, request_id, fields, traceparent",
+             RETURNING id, kind, args, attempt, GREATEST(attempt - run_from, 1) AS run_attempt, \
+             max_attempts, token, request_id, fields, traceparent",
         )
         .bind(millis(now + lease))
         .bind(owner)
@@ -398,8 +398,8 @@ impl Store for PgStore {
     async fn retry(&self, id: JobId, now: SystemTime) -> Result<(), StoreError> {
         let query = sqlx::query(
             "UPDATE errands.jobs SET state = 'available', run_from = attempt, \
-             max_attempts = attempt + max_attempts - run_from, run_at = $1, \
-             finished_at = NULL, report_owed = 0, owner = NULL \
+             max_attempts = LEAST(attempt::BIGINT + max_attempts - run_from, 2147483647)::INTEGER, \
+             run_at = $1, finished_at = NULL, report_owed = 0, owner = NULL \
              WHERE id = $2 AND state IN ('failed', 'cancelled', 'discarded', 'skipped')",
         )
         .bind(millis(now))

@@ -250,8 +250,8 @@ impl Store for SqliteStore {
              token = token + 1, lease_until = ?, owner = ? \
              WHERE id IN (SELECT id FROM errands_jobs WHERE state = 'available' \
              AND queue = ? AND run_at <= ? ORDER BY run_at, id LIMIT ?) \
-             RETURNING id, kind, args, attempt, attempt - run_from AS run_attempt, max_attempts, \
-             token, request_id, fields, traceparent",
+             RETURNING id, kind, args, attempt, MAX(attempt - run_from, 1) AS run_attempt, \
+             max_attempts, token, request_id, fields, traceparent",
         )
         .bind(millis(now + lease))
         .bind(owner)
@@ -365,7 +365,7 @@ impl Store for SqliteStore {
     async fn retry(&self, id: JobId, now: SystemTime) -> Result<(), StoreError> {
         let query = sqlx::query(
             "UPDATE errands_jobs SET state = 'available', run_from = attempt, \
-             max_attempts = attempt + max_attempts - run_from, run_at = ?, \
+             max_attempts = MIN(attempt + max_attempts - run_from, 2147483647), run_at = ?, \
              finished_at = NULL, report_owed = 0, owner = NULL \
              WHERE id = ? AND state IN ('failed', 'cancelled', 'discarded', 'skipped')",
         )
