@@ -66,12 +66,14 @@ async fn create_order(
 }
 
 async fn database() -> SqlitePool {
-    let options = SqliteConnectOptions::new()
-        .in_memory(true)
-        .foreign_keys(true);
+    database_with(SqliteConnectOptions::new().in_memory(true)).await
+}
+
+/// One connection on `options`, with the tables.
+async fn database_with(options: SqliteConnectOptions) -> SqlitePool {
     let db = SqlitePoolOptions::new()
         .max_connections(1)
-        .connect_with(options)
+        .connect_with(options.foreign_keys(true))
         .await
         .unwrap();
     for statement in [
@@ -86,6 +88,12 @@ async fn database() -> SqlitePool {
 
 async fn setup() -> (SqlitePool, TestClient) {
     let db = database().await;
+    let client = client(&db);
+    (db, client)
+}
+
+/// The routes on `db`, behind a fresh runtime's layer.
+fn client(db: &SqlitePool) -> TestClient {
     let errands = Errands::builder().without_tracing_reporter().build();
     let app = Router::new()
         .route("/users", post(create_user))
@@ -93,7 +101,7 @@ async fn setup() -> (SqlitePool, TestClient) {
         .route("/orders", post(create_order))
         .with_state(db.clone())
         .layer(errands.layer());
-    (db, TestClient::new(app, &errands))
+    TestClient::new(app, &errands)
 }
 
 async fn count(db: &SqlitePool, table: &'static str) -> i64 {
@@ -218,21 +226,7 @@ async fn a_database_locked_past_its_busy_timeout_is_503() {
         .filename(&path)
         .create_if_missing(true)
         .busy_timeout(std::time::Duration::from_millis(50));
-    let db = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options.clone())
-        .await
-        .unwrap();
-    sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE)")
-        .execute(&db)
-        .await
-        .unwrap();
-    let errands = Errands::builder().without_tracing_reporter().build();
-    let app = Router::new()
-        .route("/users", post(create_user))
-        .with_state(db.clone())
-        .layer(errands.layer());
-    let client = TestClient::new(app, &errands);
+    let client = client(&database_with(options.clone()).await);
 
     let mut locker = sqlx::SqliteConnection::connect_with(&options)
         .await
